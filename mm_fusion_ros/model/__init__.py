@@ -1,0 +1,1 @@
+"""Fusion model: CNN image branch, radar sequence encoder, attention fusion (pure torch)."""

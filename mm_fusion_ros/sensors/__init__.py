@@ -1,0 +1,1 @@
+"""Pure sensor core: message decoding, radar presets and preprocessing, time sync (no rclpy)."""

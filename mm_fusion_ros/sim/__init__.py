@@ -1,0 +1,1 @@
+"""Procedural driving-scenario simulator: world, camera and radar models, expert, metrics."""
