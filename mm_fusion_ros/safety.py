@@ -1,0 +1,184 @@
+"""Safety layer between the model and the vehicle: watchdog, TTC override, dwell, rate limit.
+
+Pure logic with explicit time (nanoseconds on the node's clock), so it behaves the same under
+wall time, sim time and bag replay, and is tested without ROS.
+"""
+
+from dataclasses import dataclass, replace
+import math
+
+import numpy as np
+
+from mm_fusion_ros.actions import Action
+from mm_fusion_ros.decision import Decision, DecisionSource
+
+NS = 1_000_000_000
+# Actions that make the car slow down harder; switching to them skips the dwell time.
+_ESCALATION_ORDER = {
+    Action.CRUISE: 0,
+    Action.CHANGE_LANE_LEFT: 0,
+    Action.CHANGE_LANE_RIGHT: 0,
+    Action.FOLLOW: 1,
+    Action.STOP: 2,
+    Action.EMERGENCY_BRAKE: 3,
+}
+
+
+@dataclass
+class SafetyConfig:
+    radar_timeout: float = 0.075  # [s] no radar frame for this long -> fallback (1.5 periods)
+    decision_timeout: float = 0.25  # [s] no fusion output (camera or model) -> fallback
+    fallback_acceleration: float = -3.0  # [m/s^2] controlled stop while degraded
+    emergency_acceleration: float = -8.0  # [m/s^2]
+    ttc_brake_threshold: float = 1.5  # [s] radar TTC below this -> emergency brake
+    ttc_confirm_frames: int = 2  # consecutive radar frames that must agree (ghost rejection)
+    corridor_half_width: float = 1.6  # [m] lateral half width of the ego path for TTC
+    min_dwell: float = 0.3  # [s] a new non-escalating action must persist this long
+    max_jerk: float = 10.0  # [m/s^3] rate limit on target acceleration (not on braking harder
+    # in an emergency)
+
+
+def radar_time_to_collision(
+    points: np.ndarray, corridor_half_width: float, min_range: float = 0.5
+) -> float:
+    """Smallest range / closing speed over radar points in the ego corridor (inf when none).
+
+    `points` holds canonical features (x, y, z, radial_velocity, rcs, ...) in the radar frame.
+    """
+    if points is None or len(points) == 0:
+        return math.inf
+    x, y, vr = points[:, 0], points[:, 1], points[:, 3]
+    rng = np.hypot(x, y)
+    sel = (x > min_range) & (np.abs(y) < corridor_half_width) & (vr < -0.1)
+    if not sel.any():
+        return math.inf
+    return float(np.min(rng[sel] / -vr[sel]))
+
+
+class SafetyLayer:
+    """Turns raw model decisions into the decision published to the vehicle stack."""
+
+    def __init__(self, config: SafetyConfig | None = None) -> None:
+        self.config = config or SafetyConfig()
+        self._last_radar_ns: int | None = None
+        self._last_decision_ns: int | None = None  # receive time of the last model decision
+        self._model_decision: Decision | None = None
+        self._ttc_hits = 0
+        self._radar_ttc = math.inf
+        self._current: Decision | None = None
+        self._pending_action: Action | None = None
+        self._pending_since_ns = 0
+        self._last_output_ns: int | None = None
+
+    # -- inputs -------------------------------------------------------------------------------
+    def on_radar(self, now_ns: int, points: np.ndarray | None) -> None:
+        self._last_radar_ns = now_ns
+        self._radar_ttc = radar_time_to_collision(points, self.config.corridor_half_width)
+        if self._radar_ttc < self.config.ttc_brake_threshold:
+            self._ttc_hits += 1
+        else:
+            self._ttc_hits = 0
+
+    def on_model_decision(self, now_ns: int, decision: Decision) -> None:
+        self._last_decision_ns = now_ns
+        self._model_decision = decision
+
+    def reset(self) -> None:
+        """Forget all history (clock jumped backwards, e.g. a bag loop)."""
+        self.__init__(self.config)
+
+    @property
+    def radar_ttc(self) -> float:
+        return self._radar_ttc
+
+    # -- output -------------------------------------------------------------------------------
+    def stale_reason(self, now_ns: int) -> str:
+        """Why inputs are not trustworthy now ('' when they are)."""
+        cfg = self.config
+        reasons = []
+        if self._last_radar_ns is None:
+            reasons.append('no radar received')
+        elif now_ns - self._last_radar_ns > cfg.radar_timeout * NS:
+            reasons.append(f'radar stale ({(now_ns - self._last_radar_ns) / NS:.3f} s)')
+        if self._last_decision_ns is None:
+            reasons.append('no fusion output received')
+        elif now_ns - self._last_decision_ns > cfg.decision_timeout * NS:
+            reasons.append(f'fusion output stale ({(now_ns - self._last_decision_ns) / NS:.3f} s)')
+        return '; '.join(reasons)
+
+    def decide(self, now_ns: int) -> Decision:
+        """The decision to publish at `now_ns`."""
+        cfg = self.config
+        stale = self.stale_reason(now_ns)
+        model = self._model_decision
+        stamp_ns = model.stamp_ns if model is not None else now_ns
+        if stale:
+            proposal = Decision(
+                stamp_ns=stamp_ns,
+                action=Action.STOP,
+                target_acceleration=cfg.fallback_acceleration,
+                target_speed=0.0,
+                confidence=0.0,
+                source=DecisionSource.FALLBACK,
+                degraded=True,
+                degraded_reason=stale,
+            )
+        elif self._ttc_hits >= cfg.ttc_confirm_frames:
+            proposal = replace(
+                model,
+                action=Action.EMERGENCY_BRAKE,
+                target_acceleration=cfg.emergency_acceleration,
+                target_speed=0.0,
+                source=DecisionSource.SAFETY_OVERRIDE,
+                degraded=model.degraded,
+                degraded_reason=model.degraded_reason,
+            )
+        else:
+            proposal = model
+        decision = self._apply_dwell(now_ns, proposal)
+        decision = self._rate_limit(now_ns, decision)
+        self._current = decision
+        self._last_output_ns = now_ns
+        return decision
+
+    def _apply_dwell(self, now_ns: int, proposal: Decision) -> Decision:
+        current = self._current
+        if current is None or proposal.action == current.action:
+            self._pending_action = None
+            return proposal
+        escalates = _ESCALATION_ORDER[proposal.action] > _ESCALATION_ORDER[current.action]
+        if escalates or proposal.source != DecisionSource.MODEL:
+            self._pending_action = None
+            return proposal
+        if self._pending_action != proposal.action:
+            self._pending_action = proposal.action
+            self._pending_since_ns = now_ns
+        if now_ns - self._pending_since_ns >= self.config.min_dwell * NS:
+            self._pending_action = None
+            return proposal
+        # Hold the current action (and its acceleration) until the new one has persisted.
+        return replace(
+            proposal,
+            action=current.action,
+            target_acceleration=current.target_acceleration,
+            target_speed=current.target_speed,
+        )
+
+    def _rate_limit(self, now_ns: int, decision: Decision) -> Decision:
+        current = self._current
+        if current is None or self._last_output_ns is None:
+            return decision
+        if decision.action == Action.EMERGENCY_BRAKE:
+            return decision
+        dt = max(now_ns - self._last_output_ns, 0) / NS
+        max_step = self.config.max_jerk * dt
+        accel = float(
+            np.clip(
+                decision.target_acceleration,
+                current.target_acceleration - max_step,
+                current.target_acceleration + max_step,
+            )
+        )
+        if accel == decision.target_acceleration:
+            return decision
+        return replace(decision, target_acceleration=accel)
