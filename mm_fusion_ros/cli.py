@@ -1,22 +1,41 @@
-"""`mm-fusion`: the command line of the project (demo, train, eval, record, up)."""
+"""`mm-fusion`: the project's command line (demo, up, record, train, eval)."""
 
 import argparse
 from collections.abc import Sequence
+import importlib
+
+# Sub-command -> module with `add_arguments(parser)` and `run(args) -> int`. Modules are
+# imported only when their command runs, so `mm-fusion eval` never pays for rclpy.
+COMMANDS = {
+    'demo': (
+        'mm_fusion_ros.commands.demo',
+        'closed-loop simulation + metrics on the shipped model',
+    ),
+    'up': ('mm_fusion_ros.commands.up', 'run a node graph (sim, fusion) in one process'),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: dict[str, tuple[str, str]] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='mm-fusion', description=__doc__)
-    parser.add_argument('--version', action='store_true', help='print the version and exit')
+    parser.add_argument('--version', action='version', version=_version())
+    sub = parser.add_subparsers(dest='command', required=True)
+    for name, (module, help_text) in (commands or COMMANDS).items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        mod.add_arguments(sub_parser)
+        sub_parser.set_defaults(run=mod.run)
     return parser
+
+
+def _version() -> str:
+    from mm_fusion_ros import __version__
+
+    return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.version:
-        from mm_fusion_ros import __version__
-
-        print(__version__)
-    return 0
+    return int(args.run(args) or 0)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,1 @@
+"""Sub-commands of `mm-fusion`; each module has `add_arguments(parser)` and `run(args)`."""
