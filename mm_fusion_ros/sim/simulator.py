@@ -1,0 +1,172 @@
+"""The closed loop: scenario -> (camera, radar, expert label) frames -> decision -> ego motion.
+
+The world has no randomness after it is built; camera and radar noise come from their own
+generators seeded by the scenario, so an episode is reproducible and switching a sensor off
+(for fast closed-loop checks) does not change what the world does.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from mm_fusion_ros.sim.camera import CameraConfig, CameraModel
+from mm_fusion_ros.sim.conditions import CONDITIONS
+from mm_fusion_ros.sim.dynamics import DecisionLike, DynamicsConfig, EgoDynamics, EgoState
+from mm_fusion_ros.sim.expert import Expert, ExpertConfig, ExpertLabel
+from mm_fusion_ros.sim.metrics import EpisodeMetrics, MetricsRecorder, boxes_overlap, crossed_red
+from mm_fusion_ros.sim.radar import RadarConfig, RadarModel
+from mm_fusion_ros.sim.scenarios import SCENARIO_TYPES, ScenarioConfig, build_scenario
+from mm_fusion_ros.sim.world import LightState, World
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    render_camera: bool = True
+    render_radar: bool = True
+    stop_on_collision: bool = True
+    radar_jitter: float = 0.001  # [s] per-frame jitter on top of the episode's radar offset
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    radar: RadarConfig = field(default_factory=RadarConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
+
+
+@dataclass
+class SimFrame:
+    """Everything observed and known at one camera stamp."""
+
+    index: int
+    stamp: float  # [s] camera stamp, episode time
+    rgb: np.ndarray | None  # (H, W, 3) uint8, None when the camera is off
+    radar: np.ndarray | None  # (N, 5|7) float32 canonical features; None: frame dropped/off
+    radar_stamp: float  # [s] when the radar frame was (or would have been) taken
+    label: ExpertLabel  # ground-truth expert decision for this frame
+    ego: EgoState  # a copy
+    light_state: LightState | None  # ground truth, None without a light
+    collision: bool  # a collision happened in the step that led here
+    done: bool
+
+
+@dataclass
+class EpisodeResult:
+    config: ScenarioConfig
+    frames: list[SimFrame]
+    metrics: EpisodeMetrics
+
+
+class Simulator:
+    def __init__(
+        self, config: ScenarioConfig, options: SimOptions | None = None,
+        camera: CameraModel | None = None,
+    ) -> None:
+        """`camera` may be shared between simulators to reuse its precomputed backgrounds."""
+        self.config = config
+        self.options = options or SimOptions()
+        self.camera = camera or CameraModel(self.options.camera)
+        self.radar = RadarModel(self.options.radar)
+        self.reset()
+
+    @property
+    def K(self) -> np.ndarray:  # noqa: N802 - the intrinsic matrix
+        return self.camera.K
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def world(self) -> World:
+        return self._world
+
+    def reset(self) -> SimFrame:
+        cfg, opt = self.config, self.options
+        scenario = build_scenario(cfg)
+        self._world = scenario.world
+        self._ego = scenario.ego
+        self._radar_offset = scenario.radar_offset
+        self._dynamics = EgoDynamics(cfg.road, opt.dynamics)
+        self._expert = Expert(scenario.desired_speed, opt.expert, opt.dynamics)
+        seq = [int(cfg.seed), SCENARIO_TYPES.index(cfg.scenario),
+               CONDITIONS.index(cfg.condition)]
+        self._cam_rng = np.random.default_rng(seq + [1])
+        self._radar_rng = np.random.default_rng(seq + [2])
+        self._index = 0
+        self._done = False
+        self._ego_vy = 0.0
+        self._metrics = MetricsRecorder(cfg.dt, self._ego.x)
+        return self._observe(collision=False, red=False)
+
+    def step(self, decision: DecisionLike) -> SimFrame:
+        """Apply the decision for one period and return the next frame."""
+        if self._done:
+            raise RuntimeError('episode is over; call reset()')
+        cfg, dyn = self.config, self.options.dynamics
+        ego, world = self._ego, self._world
+        front0 = ego.x + 0.5 * dyn.length
+        y0 = ego.y
+        light_state = world.light.state if world.light is not None else None
+        self._dynamics.step(ego, decision, cfg.dt)
+        self._ego_vy = (ego.y - y0) / cfg.dt
+        front = ego.x + 0.5 * dyn.length
+        world.step(cfg.dt, front)
+        collision = any(
+            boxes_overlap(ego.x, ego.y, dyn.length, dyn.width, a) for a in world.actors
+        )
+        red = world.light is not None and light_state is not None and crossed_red(
+            front0, front, world.light.x_stop, light_state
+        )
+        self._index += 1
+        return self._observe(collision, red)
+
+    def _observe(self, collision: bool, red: bool) -> SimFrame:
+        cfg, opt = self.config, self.options
+        stamp = self._index * cfg.dt
+        label = self._expert.label(self._world, self._ego)
+        self._metrics.update(self._ego.x, self._ego.speed, self._ego.accel, label.ttc,
+                             collision, red)
+        end = stamp + 0.5 * cfg.dt >= cfg.duration
+        self._done = end or (collision and opt.stop_on_collision)
+        rgb = None
+        if opt.render_camera:
+            rgb = self.camera.render(self._world, self._ego, cfg.condition, self._cam_rng,
+                                     episode_seed=cfg.seed)
+        radar_stamp = stamp + self._radar_offset + opt.radar_jitter * (
+            2.0 * self._radar_rng.random() - 1.0
+        )
+        radar = None
+        if opt.render_radar:
+            radar = self.radar.detect(self._world, self._ego, self._radar_rng, cfg.condition,
+                                      time_offset=radar_stamp - stamp, ego_vy=self._ego_vy)
+        light = self._world.light
+        return SimFrame(
+            index=self._index, stamp=stamp, rgb=rgb, radar=radar, radar_stamp=radar_stamp,
+            label=label, ego=replace(self._ego), light_state=light.state if light else None,
+            collision=collision, done=self._done,
+        )
+
+    def metrics(self) -> EpisodeMetrics:
+        return self._metrics.result()
+
+
+Policy = Callable[[SimFrame], DecisionLike]
+
+
+def expert_policy(frame: SimFrame) -> DecisionLike:
+    """The baseline driver: act on the ground-truth label."""
+    return frame.label
+
+
+def run_episode(
+    config: ScenarioConfig, policy: Policy = expert_policy, options: SimOptions | None = None,
+    keep_frames: bool = True, camera: CameraModel | None = None,
+) -> EpisodeResult:
+    """Drive one episode closed-loop with `policy` and score it."""
+    sim = Simulator(config, options, camera)
+    frame = sim.reset()
+    frames = [frame] if keep_frames else []
+    while not frame.done:
+        frame = sim.step(policy(frame))
+        if keep_frames:
+            frames.append(frame)
+    return EpisodeResult(config=config, frames=frames, metrics=sim.metrics())
