@@ -10,7 +10,8 @@ from geometry_msgs.msg import AccelStamped
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSOverridingOptions, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import PointCloud2
 
 from mm_fusion_ros.decision import Decision, DecisionSource

@@ -1,0 +1,45 @@
+"""Helpers for tests that run real nodes over DDS: spin until a condition, fixture messages."""
+
+from collections.abc import Callable
+import time
+
+import numpy as np
+
+
+def spin_until(executor, condition: Callable[[], bool], timeout: float) -> bool:
+    """Spin `executor` until `condition()` holds or `timeout` [s] passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        executor.spin_once(timeout_sec=0.01)
+    return condition()
+
+
+def radar_cloud(stamp, points: np.ndarray | None = None):
+    """A sim-layout PointCloud2 with a far, static target unless `points` are given."""
+    from std_msgs.msg import Header
+
+    from mm_fusion_ros.sensors.pointcloud import create_cloud
+    from mm_fusion_ros.sensors.radar_presets import load_preset
+
+    if points is None:
+        points = np.array([[60.0, 0.0, 0.5, 0.0, 10.0], [30.0, 3.5, 0.5, 1.0, 5.0]], np.float32)
+    header = Header(frame_id='radar')
+    header.stamp = stamp
+    return create_cloud(header, load_preset('sim').layout_fields(), points)
+
+
+def rgb_image(stamp, height: int = 128, width: int = 256, seed: int = 0):
+    """An rgb8 Image built the fast way (data passed to the constructor)."""
+    import array
+
+    from sensor_msgs.msg import Image
+
+    rgb = np.random.default_rng(seed).integers(0, 255, (height, width, 3), np.uint8)
+    data = array.array('B')
+    data.frombytes(rgb.tobytes())
+    msg = Image(height=height, width=width, encoding='rgb8', step=width * 3, data=data)
+    msg.header.stamp = stamp
+    msg.header.frame_id = 'camera'
+    return msg
