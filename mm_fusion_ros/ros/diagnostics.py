@@ -17,7 +17,7 @@ def status(
     name: str, hardware_id: str, level: int, message: str, values: dict
 ) -> DiagnosticStatus:
     return DiagnosticStatus(
-        level=bytes([level]),
+        level=level,
         name=name,
         message=message,
         hardware_id=hardware_id,
