@@ -26,8 +26,10 @@ _ESCALATION_ORDER = {
 
 @dataclass
 class SafetyConfig:
-    radar_timeout: float = 0.075  # [s] no radar frame for this long -> fallback (1.5 periods)
-    decision_timeout: float = 0.25  # [s] no fusion output (camera or model) -> fallback
+    radar_timeout: float = 0.075  # [s] no radar frame for this long -> cautious fallback
+    radar_lost_timeout: float = 0.5  # [s] no radar for this long -> controlled stop
+    decision_timeout: float = 0.25  # [s] no fusion output (camera or model) -> controlled stop
+    degraded_max_acceleration: float = 0.0  # [m/s^2] cap while the radar is briefly missing
     fallback_acceleration: float = -3.0  # [m/s^2] controlled stop while degraded
     emergency_acceleration: float = -8.0  # [m/s^2]
     ttc_brake_threshold: float = 1.5  # [s] radar TTC below this -> emergency brake
@@ -94,25 +96,47 @@ class SafetyLayer:
     # -- output -------------------------------------------------------------------------------
     def stale_reason(self, now_ns: int) -> str:
         """Why inputs are not trustworthy now ('' when they are)."""
+        return '; '.join(r for r in self._staleness(now_ns)[1:] if r)
+
+    def _staleness(self, now_ns: int) -> tuple[bool, str, str]:
+        """(stop, radar reason, fusion reason): stop when the loss calls for a stop."""
         cfg = self.config
-        reasons = []
+        radar, fusion, stop = '', '', False
         if self._last_radar_ns is None:
-            reasons.append('no radar received')
+            radar, stop = 'no radar received', True
         elif now_ns - self._last_radar_ns > cfg.radar_timeout * NS:
-            reasons.append(f'radar stale ({(now_ns - self._last_radar_ns) / NS:.3f} s)')
+            age = (now_ns - self._last_radar_ns) / NS
+            radar = f'radar stale ({age:.3f} s)'
+            stop = age > cfg.radar_lost_timeout
         if self._last_decision_ns is None:
-            reasons.append('no fusion output received')
+            fusion, stop = 'no fusion output received', True
         elif now_ns - self._last_decision_ns > cfg.decision_timeout * NS:
-            reasons.append(f'fusion output stale ({(now_ns - self._last_decision_ns) / NS:.3f} s)')
-        return '; '.join(reasons)
+            fusion = f'fusion output stale ({(now_ns - self._last_decision_ns) / NS:.3f} s)'
+            stop = True
+        return stop, radar, fusion
 
     def decide(self, now_ns: int) -> Decision:
         """The decision to publish at `now_ns`."""
         cfg = self.config
-        stale = self.stale_reason(now_ns)
+        stop, radar_reason, fusion_reason = self._staleness(now_ns)
+        stale = '; '.join(r for r in (radar_reason, fusion_reason) if r)
         model = self._model_decision
         stamp_ns = model.stamp_ns if model is not None else now_ns
-        if stale:
+        if stale and not stop:
+            # Radar briefly missing: keep the (camera-led) model decision but never speed up,
+            # and be at least as cautious as FOLLOW.
+            action = model.action
+            if _ESCALATION_ORDER[action] < _ESCALATION_ORDER[Action.FOLLOW]:
+                action = Action.FOLLOW
+            proposal = replace(
+                model,
+                action=action,
+                target_acceleration=min(model.target_acceleration, cfg.degraded_max_acceleration),
+                source=DecisionSource.FALLBACK,
+                degraded=True,
+                degraded_reason=stale,
+            )
+        elif stale:
             proposal = Decision(
                 stamp_ns=stamp_ns,
                 action=Action.STOP,

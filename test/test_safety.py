@@ -110,3 +110,18 @@ def test_reset_clears_history():
     _fed(layer, 10 * NS)
     layer.reset()
     assert layer.decide(0).degraded
+
+
+def test_brief_radar_gap_coasts_and_long_loss_stops():
+    layer = SafetyLayer(SafetyConfig(radar_timeout=0.075, radar_lost_timeout=0.5))
+    _fed(layer, 0, accel=1.0)
+    # Radar gone, camera/model alive: cautious (no acceleration, at least FOLLOW).
+    for t_ms in (100, 300):
+        layer.on_model_decision(t_ms * MS, _model(t_ms * MS, Action.CRUISE, 1.0))
+        d = layer.decide(t_ms * MS)
+        assert d.degraded and d.source == DecisionSource.FALLBACK
+        assert d.action == Action.FOLLOW and d.target_acceleration <= 0.0
+    # Sustained loss: controlled stop.
+    layer.on_model_decision(600 * MS, _model(600 * MS, Action.CRUISE, 1.0))
+    d = layer.decide(600 * MS)
+    assert d.action == Action.STOP and d.target_acceleration < 0 and d.degraded

@@ -37,6 +37,22 @@ class DecisionNode(Node):
                 0.01,
                 10.0,
             ),
+            radar_lost_timeout=declare_float(
+                self,
+                'radar_lost_timeout',
+                defaults.radar_lost_timeout,
+                'No radar frame for this long [s] -> controlled stop.',
+                0.01,
+                60.0,
+            ),
+            degraded_max_acceleration=declare_float(
+                self,
+                'degraded_max_acceleration',
+                defaults.degraded_max_acceleration,
+                'Acceleration cap while the radar is briefly missing [m/s^2].',
+                -10.0,
+                5.0,
+            ),
             decision_timeout=declare_float(
                 self,
                 'decision_timeout',

@@ -1,0 +1,1 @@
+"""Evaluation: classification metrics, closed-loop driving metrics, bag replay reports."""

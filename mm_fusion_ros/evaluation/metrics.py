@@ -1,0 +1,85 @@
+"""Decision-classification metrics shared by training validation, ablation and bag evaluation."""
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mm_fusion_ros.actions import ACTION_LABELS
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) int64 counts, rows = truth, columns = prediction."""
+    y_true = np.asarray(y_true, np.int64)
+    y_pred = np.asarray(y_pred, np.int64)
+    return np.bincount(
+        y_true * num_classes + y_pred, minlength=num_classes * num_classes
+    ).reshape(num_classes, num_classes)
+
+
+@dataclass
+class ClassificationReport:
+    accuracy: float
+    macro_f1: float  # over the classes present in the truth or the predictions
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+    labels: list[str]
+    confusion: list[list[int]]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def classification_report(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str] = ACTION_LABELS
+) -> ClassificationReport:
+    n = len(labels)
+    cm = confusion_matrix(y_true, y_pred, n)
+    tp = np.diag(cm).astype(float)
+    predicted = cm.sum(axis=0).astype(float)
+    support = cm.sum(axis=1).astype(float)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = (support > 0) | (predicted > 0)
+    total = cm.sum()
+    return ClassificationReport(
+        accuracy=float(tp.sum() / total) if total else 0.0,
+        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
+        precision=precision.tolist(),
+        recall=recall.tolist(),
+        f1=f1.tolist(),
+        support=support.astype(int).tolist(),
+        labels=list(labels),
+        confusion=cm.tolist(),
+    )
+
+
+def plot_confusion_matrix(report: ClassificationReport, path: str, title: str = '') -> None:
+    """Row-normalised confusion matrix as a PNG."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(report.confusion, float)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(norm, cmap='Blues', vmin=0, vmax=1)
+    ax.set_xticks(range(len(report.labels)), report.labels, rotation=45, ha='right')
+    ax.set_yticks(range(len(report.labels)), report.labels)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f'{int(cm[i, j])}', ha='center', va='center',
+                    color='white' if norm[i, j] > 0.5 else 'black', fontsize=8)
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('expert')
+    ax.set_title(title or f'accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f}')
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
