@@ -1,0 +1,145 @@
+"""Checkpoint format: a `.pt` holding only tensors and plain metadata, loaded weights-only.
+
+Layout (format_version 1):
+    format:              'mm_fusion_ros.fusion_model'
+    format_version:      1
+    model_config:        FusionModelConfig.to_dict() (plain lists/numbers/strings)
+    class_names:         list[str], must equal the config's and the `Action` order
+    input_normalisation: {'image_mean', 'image_std', 'radar_offset', 'radar_scale'}
+    radar_features:      list[str], the per-point channel order
+    training_data_hash:  str ('' for untrained / random weights)
+    metadata:            dict of plain values (epoch, metrics, notes, ...)
+    state_dict:          {name: tensor}
+
+`torch.load(weights_only=True)` never runs pickled code, and `load_state_dict(strict=True)`
+means a checkpoint either matches the architecture its config describes or is refused.
+"""
+
+from pathlib import Path
+import pickle
+from typing import Any
+import zipfile
+
+import numpy as np
+import torch
+
+from mm_fusion_ros.actions import ACTION_LABELS
+from mm_fusion_ros.model.config import FusionModelConfig
+from mm_fusion_ros.model.fusion import FusionModel
+
+FORMAT = 'mm_fusion_ros.fusion_model'
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, of another format/version, or mismatched."""
+
+
+def input_normalisation(config: FusionModelConfig) -> dict[str, list[float]]:
+    return {
+        'image_mean': list(config.image_mean), 'image_std': list(config.image_std),
+        'radar_offset': list(config.radar_offset), 'radar_scale': list(config.radar_scale),
+    }
+
+
+def _plain(value: Any, where: str = 'metadata') -> Any:
+    """Copy of `value` with only str/int/float/bool/None/list/dict (numpy scalars unwrapped).
+
+    Anything else would either be refused by `torch.load(weights_only=True)` later or smuggle
+    code into the file, so it is an error now, at save time.
+    """
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError(f'{where}: dict keys must be str')
+        return {k: _plain(v, f'{where}.{k}') for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f'{where}[{i}]') for i, v in enumerate(value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, (int, float)):
+        return type(value)(value) if type(value) in (int, float) else float(value)
+    raise ValueError(f'{where}: {type(value).__name__} is not plain checkpoint metadata')
+
+
+def save_checkpoint(
+    model: FusionModel, path: str | Path, training_data_hash: str = '',
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write `model` (weights + config + plain metadata) to `path`; returns the path."""
+    cfg = model.config
+    metadata = _plain(dict(metadata or {}))
+    payload = {
+        'format': FORMAT,
+        'format_version': FORMAT_VERSION,
+        'model_config': cfg.to_dict(),
+        'class_names': list(cfg.class_names),
+        'input_normalisation': input_normalisation(cfg),
+        'radar_features': list(cfg.radar_features),
+        'training_data_hash': str(training_data_hash),
+        'metadata': metadata,
+        'torch_version': str(torch.__version__),  # TorchVersion is not weights-only safe
+        'state_dict': {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + '.tmp')
+    torch.save(payload, tmp)
+    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint at `path`
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and validate the payload (not the weights' shapes; see `load_checkpoint`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint not found: {path}')
+    try:
+        payload = torch.load(path, map_location='cpu', weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError,
+            zipfile.BadZipFile, AttributeError, KeyError) as exc:
+        raise CheckpointError(
+            f'cannot read checkpoint {path} (corrupt, truncated, or not a weights-only '
+            f'.pt): {type(exc).__name__}: {exc}') from exc
+    if not isinstance(payload, dict) or payload.get('format') != FORMAT:
+        raise CheckpointError(f'{path} is not a {FORMAT} checkpoint')
+    version = payload.get('format_version')
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f'{path} has checkpoint format_version {version!r}; this code reads version '
+            f'{FORMAT_VERSION} (re-export the checkpoint with a matching mm_fusion_ros)')
+    for key in ('model_config', 'class_names', 'state_dict', 'radar_features',
+                'input_normalisation'):
+        if key not in payload:
+            raise CheckpointError(f'{path} lacks {key!r}')
+    return payload
+
+
+def load_checkpoint(path: str | Path) -> tuple[FusionModel, dict[str, Any]]:
+    """Rebuild the model from `path` (eval mode, CPU) -> (model, payload without weights)."""
+    payload = read_checkpoint(path)
+    try:
+        config = FusionModelConfig.from_dict(payload['model_config'])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f'{path}: invalid model_config: {exc}') from exc
+    names = tuple(payload['class_names'])
+    if names != config.class_names or names != ACTION_LABELS:
+        raise CheckpointError(
+            f'{path}: class names {list(names)} do not match the action set '
+            f'{list(ACTION_LABELS)} (and config {list(config.class_names)})')
+    if tuple(payload['radar_features']) != config.radar_features:
+        raise CheckpointError(
+            f'{path}: radar_features {payload["radar_features"]} disagree with the config '
+            f'{list(config.radar_features)}')
+    if payload['input_normalisation'] != input_normalisation(config):
+        raise CheckpointError(f'{path}: input_normalisation disagrees with model_config')
+    model = FusionModel(config)
+    try:
+        model.load_state_dict(payload['state_dict'], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f'{path}: weights do not fit the architecture in its model_config: {exc}') from exc
+    model.eval()
+    info = {k: v for k, v in payload.items() if k != 'state_dict'}
+    return model, info

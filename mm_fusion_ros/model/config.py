@@ -1,0 +1,167 @@
+"""FusionModelConfig: every architecture size and input-normalisation constant of the model.
+
+The config travels inside the checkpoint (`to_dict`), so a checkpoint rebuilds exactly the
+model it was trained as; preprocessing reads its constants from here and nowhere else.
+Default sized for batch-1 CPU inference at <= 15 ms p50 on 2 cores (`bench/model_latency.py`).
+"""
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from mm_fusion_ros.actions import ACTION_LABELS
+from mm_fusion_ros.sensors.radar_features import (
+    CANONICAL_RADAR_FEATURES,
+    OPTIONAL_RADAR_FEATURES,
+)
+
+# Per-feature (offset, scale) for radar normalisation: (value - offset) / scale lands roughly in
+# [-2, 2] for the sensor's ROI (x 0..100 m forward, y +-30 m, z -3..5 m, Doppler +-30 m/s,
+# rcs -10..30 dBsm). Units are those of `radar_features`.
+RADAR_FEATURE_NORMALISATION: dict[str, tuple[float, float]] = {
+    'x': (40.0, 30.0),               # [m]
+    'y': (0.0, 10.0),                # [m]
+    'z': (0.5, 2.0),                 # [m]
+    'radial_velocity': (0.0, 10.0),  # [m/s]
+    'rcs': (5.0, 10.0),              # [dBsm]
+    'vx': (0.0, 10.0),               # [m/s]
+    'vy': (0.0, 10.0),               # [m/s]
+}
+
+TEMPORAL_ENCODERS = ('transformer', 'gru')
+
+
+@dataclass(frozen=True)
+class FusionModelConfig:
+    """Architecture, input sizes and normalisation of the fusion model (units in comments)."""
+
+    # -- camera input: (H, W, 3) uint8 RGB, resized to (image_height, image_width) ---------
+    image_height: int = 128           # [px] the simulator renders 256x128
+    image_width: int = 256            # [px]
+    # Per-channel mean/std on the [0, 1] scale (ImageNet statistics).
+    image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    # -- image branch (ResNet-style: stride-2 stem, BasicBlock stages) -----------------------
+    stem_width: int = 16                              # channels after the 3x3 stride-2 stem
+    stage_widths: tuple[int, ...] = (16, 32, 64, 128)  # channels per stage
+    stage_blocks: tuple[int, ...] = (1, 1, 2, 1)      # BasicBlocks per stage
+    stage_strides: tuple[int, ...] = (2, 2, 2, 2)     # total stride = 2 * prod -> 32
+    token_dim: int = 96                               # D, width of every token
+
+    # -- radar input: RadarSequence (T, N, F) --------------------------------------------------
+    num_frames: int = 8               # T, radar frames of history
+    max_points: int = 64              # N, points per frame (padded / strongest-rcs cropped)
+    radar_features: tuple[str, ...] = CANONICAL_RADAR_FEATURES  # F, + optional 'vx', 'vy'
+    # (offset, scale) per radar feature, same order as radar_features; empty -> defaults.
+    radar_offset: tuple[float, ...] = ()
+    radar_scale: tuple[float, ...] = ()
+
+    # -- radar encoder ---------------------------------------------------------------------
+    point_mlp: tuple[int, ...] = (32, 64)  # shared per-point MLP widths (PointNet)
+    temporal_encoder: str = 'transformer'  # 'transformer' | 'gru'
+    temporal_layers: int = 2
+    time_scale: float = 0.5           # [s] time offsets are divided by this before embedding
+    max_time_offset: float = 2.0      # [s] |offset| clipped to this (the buffer's max_age)
+
+    # -- fusion + heads ---------------------------------------------------------------------
+    fusion_tokens: int = 4            # learned bottleneck tokens that read both modalities
+    fusion_layers: int = 2
+    num_heads: int = 4                # attention heads (token_dim divisible by it)
+    mlp_ratio: float = 2.0            # feed-forward width / token_dim
+    dropout: float = 0.1
+    modality_dropout: float = 0.2     # training: P(one modality blanked) per sample
+    class_names: tuple[str, ...] = ACTION_LABELS
+    ttc_min: float = 0.1              # [s] predicted TTC range; targets are clipped to it
+    ttc_max: float = 10.0             # [s] "no threat" saturates here
+
+    def __post_init__(self) -> None:
+        if self.image_height < 32 or self.image_width < 32:
+            raise ValueError('image_height and image_width must be >= 32')
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
+            raise ValueError('image_mean/image_std need 3 values, std > 0')
+        if not (len(self.stage_widths) == len(self.stage_blocks) == len(self.stage_strides)):
+            raise ValueError('stage_widths, stage_blocks and stage_strides must match in length')
+        if not self.stage_widths or min(self.stage_blocks) < 1:
+            raise ValueError('need at least one stage with >= 1 block')
+        h, w = self.image_grid
+        if h < 1 or w < 1:
+            raise ValueError(f'image {self.image_height}x{self.image_width} too small for stride')
+        if self.num_frames < 1 or self.max_points < 1:
+            raise ValueError('num_frames and max_points must be >= 1')
+        known = CANONICAL_RADAR_FEATURES + OPTIONAL_RADAR_FEATURES
+        unknown = [f for f in self.radar_features if f not in known]
+        if unknown or len(set(self.radar_features)) != len(self.radar_features):
+            raise ValueError(f'radar_features must be distinct names from {known}')
+        if not self.radar_offset:
+            object.__setattr__(self, 'radar_offset', tuple(
+                RADAR_FEATURE_NORMALISATION[f][0] for f in self.radar_features))
+        if not self.radar_scale:
+            object.__setattr__(self, 'radar_scale', tuple(
+                RADAR_FEATURE_NORMALISATION[f][1] for f in self.radar_features))
+        if len(self.radar_offset) != self.num_features or \
+                len(self.radar_scale) != self.num_features or min(self.radar_scale) <= 0:
+            raise ValueError('radar_offset/radar_scale need one value per feature, scale > 0')
+        if self.temporal_encoder not in TEMPORAL_ENCODERS:
+            raise ValueError(f'temporal_encoder must be one of {TEMPORAL_ENCODERS}')
+        if self.token_dim % self.num_heads:
+            raise ValueError('token_dim must be divisible by num_heads')
+        if self.fusion_tokens < 1 or self.fusion_layers < 1 or self.temporal_layers < 1:
+            raise ValueError('fusion_tokens, fusion_layers, temporal_layers must be >= 1')
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.modality_dropout <= 1.0:
+            raise ValueError('dropout must be in [0, 1), modality_dropout in [0, 1]')
+        if not 0 < self.ttc_min < self.ttc_max:
+            raise ValueError('need 0 < ttc_min < ttc_max')
+        if self.time_scale <= 0 or self.max_time_offset <= 0:
+            raise ValueError('time_scale and max_time_offset must be > 0')
+        if not self.class_names:
+            raise ValueError('class_names must not be empty')
+
+    @property
+    def num_features(self) -> int:
+        return len(self.radar_features)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_stride(self) -> int:
+        stride = 2
+        for s in self.stage_strides:
+            stride *= s
+        return stride
+
+    @property
+    def image_grid(self) -> tuple[int, int]:
+        """(rows, cols) of image tokens: each stride-2 conv (pad 1, k 3) gives ceil(n / 2)."""
+        h, w = self.image_height, self.image_width
+        for s in (2, *self.stage_strides):
+            h, w = -(-h // s), -(-w // s)
+        return h, w
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (lists, no tuples) for checkpoints, YAML and JSON."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> 'FusionModelConfig':
+        """Inverse of `to_dict`; unknown keys are an error, missing keys take defaults."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f'unknown FusionModelConfig keys: {unknown}')
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def small_config(**overrides: Any) -> FusionModelConfig:
+    """A tiny config for tests and smoke runs (same structure, a fraction of the cost)."""
+    values: dict[str, Any] = dict(
+        image_height=64, image_width=128, stem_width=8, stage_widths=(8, 16, 24),
+        stage_blocks=(1, 1, 1), stage_strides=(2, 2, 2), token_dim=32, num_frames=4,
+        max_points=16, point_mlp=(16, 32), temporal_layers=1, fusion_tokens=2,
+        fusion_layers=1, num_heads=2,
+    )
+    values.update(overrides)
+    return FusionModelConfig(**values)
+
+

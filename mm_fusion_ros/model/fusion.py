@@ -1,0 +1,152 @@
+"""FusionModel: image tokens and radar tokens meet in a fusion-token (bottleneck) attention.
+
+Design choice: K learned fusion tokens cross-attend to the concatenation of image tokens
+(4x8 grid) and radar tokens (summary + T frames), then self-attend among themselves, for
+`fusion_layers` rounds; the heads read only the fusion tokens. Chosen over bidirectional
+image<->radar cross-attention because:
+
+- a missing modality (modality dropout, camera-only / radar-only runs) is just a learned
+  "missing" token in the key set; the queries belong to neither modality, so nothing is ever
+  asked to attend *from* a blank modality, and camera-only / radar-only / fused use the same
+  weights with no change of graph other than the keys (at eval the absent branch is skipped);
+- cost is K x (Ni + Nr) per layer, linear in the token counts (bidirectional is Ni x Nr both
+  ways plus a pooling step per modality);
+- the heads see a fixed number of tokens whatever the image grid or T, so reshapes are
+  shape-agnostic and ONNX export only needs a dynamic batch.
+The price is that image and radar tokens never update each other directly; with 32 image and
+9 radar tokens the fusion tokens see every one of them at every layer, which is enough here.
+
+Heads (from the flattened fusion tokens): decision logits over `config.class_names` (the
+`Action` order), target longitudinal acceleration [m/s^2] (unbounded linear output; the safety
+layer clips), and an auxiliary time-to-collision [s]: the head predicts log-TTC squashed into
+[log ttc_min, log ttc_max] by a sigmoid, so TTC is always positive and finite and "no threat"
+saturates at ttc_max. The loss compares log-TTC (see `losses.py`).
+"""
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from mm_fusion_ros.model.config import FusionModelConfig
+from mm_fusion_ros.model.image_branch import ImageBranch
+from mm_fusion_ros.model.layers import CrossAttentionBlock
+from mm_fusion_ros.model.losses import LossTerms, LossWeights, fusion_loss
+from mm_fusion_ros.model.radar_encoder import RadarEncoder
+
+MODALITIES = ('fused', 'camera', 'radar')
+
+
+class FusionOutput(NamedTuple):
+    logits: torch.Tensor  # (B, C) decision class logits
+    accel: torch.Tensor   # (B,) target longitudinal acceleration [m/s^2]
+    ttc: torch.Tensor     # (B,) time to collision [s], in [ttc_min, ttc_max]
+
+
+class FusionModel(nn.Module):
+    """Camera + radar history -> FusionOutput (see module docstring for the design)."""
+
+    def __init__(self, config: FusionModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or FusionModelConfig()
+        cfg = self.config
+        d = cfg.token_dim
+        self.image_branch = ImageBranch(cfg)
+        self.radar_encoder = RadarEncoder(cfg)
+        self.image_type = nn.Parameter(torch.zeros(1, 1, d))
+        self.radar_type = nn.Parameter(torch.zeros(1, 1, d))
+        self.missing_image = nn.Parameter(torch.zeros(1, 1, d))
+        self.missing_radar = nn.Parameter(torch.zeros(1, 1, d))
+        self.fusion_queries = nn.Parameter(torch.zeros(1, cfg.fusion_tokens, d))
+        for p in (self.image_type, self.radar_type, self.missing_image, self.missing_radar,
+                  self.fusion_queries):
+            nn.init.trunc_normal_(p, std=0.02)
+        self.fusion = nn.ModuleList(
+            CrossAttentionBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.dropout)
+            for _ in range(cfg.fusion_layers))
+        self.norm = nn.LayerNorm(d)
+        self.trunk = nn.Sequential(
+            nn.Linear(cfg.fusion_tokens * d, 2 * d), nn.GELU(), nn.Dropout(cfg.dropout))
+        self.logits_head = nn.Linear(2 * d, cfg.num_classes)
+        self.accel_head = nn.Linear(2 * d, 1)
+        self.ttc_head = nn.Linear(2 * d, 1)
+        self.log_ttc_min = math.log(cfg.ttc_min)
+        self.log_ttc_range = math.log(cfg.ttc_max) - self.log_ttc_min
+
+    def forward(
+        self, image: torch.Tensor, radar_points: torch.Tensor, point_mask: torch.Tensor,
+        frame_mask: torch.Tensor, time_offsets: torch.Tensor, modality: str = 'fused',
+    ) -> FusionOutput:
+        """Inputs as made by `preprocess.prepare_batch` (normalised image and radar).
+
+        image: (B, 3, H, W) float; radar_points: (B, T, N, F) float; point_mask: (B, T, N)
+        bool; frame_mask: (B, T) bool; time_offsets: (B, T) [s]. `modality` 'camera' or
+        'radar' skips the other branch and uses its learned missing token instead.
+        """
+        if modality not in MODALITIES:
+            raise ValueError(f'modality must be one of {MODALITIES}, got {modality!r}')
+        b = image.shape[0]
+        point_mask = point_mask.bool()
+        frame_mask = frame_mask.bool()
+        if modality == 'radar':
+            img = self.missing_image.expand(b, -1, -1)                 # (B, 1, D)
+        else:
+            img = self.image_branch(image) + self.image_type           # (B, Ni, D)
+        if modality == 'camera':
+            rad = self.missing_radar.expand(b, -1, -1)                 # (B, 1, D)
+            rad_mask = torch.ones_like(frame_mask[:, :1])              # (B, 1)
+        else:
+            rad, rad_mask = self.radar_encoder(
+                radar_points, point_mask, frame_mask, time_offsets)    # (B, Nr, D), (B, Nr)
+            rad = rad + self.radar_type
+        img_mask = torch.ones_like(img[..., 0], dtype=torch.bool)       # (B, Ni)
+        if modality == 'fused' and self.training and self.config.modality_dropout > 0:
+            img, img_mask, rad, rad_mask = self._modality_dropout(img, img_mask, rad, rad_mask)
+        context = torch.cat([img, rad.to(img.dtype)], dim=1)           # (B, Ni + Nr, D)
+        key_mask = torch.cat([img_mask, rad_mask], dim=1)              # (B, Ni + Nr)
+        x = self.fusion_queries.expand(b, -1, -1).to(context.dtype)    # (B, K, D)
+        for block in self.fusion:
+            x = block(x, context, key_mask)
+        h = self.trunk(self.norm(x).flatten(1))                        # (B, 2D)
+        log_ttc = self.log_ttc_min + self.log_ttc_range * torch.sigmoid(self.ttc_head(h))
+        return FusionOutput(
+            logits=self.logits_head(h),                                # (B, C)
+            accel=self.accel_head(h).squeeze(-1),                      # (B,)
+            ttc=torch.exp(log_ttc).squeeze(-1),                        # (B,)
+        )
+
+    def _modality_dropout(
+        self, img: torch.Tensor, img_mask: torch.Tensor, rad: torch.Tensor,
+        rad_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Blank one modality for a random `modality_dropout` share of the samples.
+
+        A blanked modality keeps one slot, holding its learned missing token, and masks the
+        rest, so the fusion attention sees exactly what the eval-time camera-only / radar-only
+        runs show it (those pass that single token).
+        """
+        b = img.shape[0]
+        drop = torch.rand(b, device=img.device) < self.config.modality_dropout
+        camera = torch.rand(b, device=img.device) < 0.5
+        drop_img = (drop & camera)[:, None]                            # (B, 1)
+        drop_rad = (drop & ~camera)[:, None]                           # (B, 1)
+        img = torch.where(drop_img[..., None], self.missing_image.to(img.dtype), img)
+        rad = torch.where(drop_rad[..., None], self.missing_radar.to(rad.dtype), rad)
+        first_img = torch.zeros_like(img_mask)
+        first_img[:, 0] = True
+        first_rad = torch.zeros_like(rad_mask)
+        first_rad[:, 0] = True
+        img_mask = torch.where(drop_img, first_img, img_mask)
+        rad_mask = torch.where(drop_rad, first_rad, rad_mask)
+        return img, img_mask, rad, rad_mask
+
+    def loss(
+        self, output: FusionOutput, target_action: torch.Tensor, target_accel: torch.Tensor,
+        target_ttc: torch.Tensor, ttc_valid: torch.Tensor,
+        class_weights: torch.Tensor | None = None, weights: LossWeights | None = None,
+    ) -> LossTerms:
+        """Combined training loss; see `losses.fusion_loss`."""
+        return fusion_loss(
+            output, target_action, target_accel, target_ttc, ttc_valid, self.config,
+            class_weights=class_weights, weights=weights)

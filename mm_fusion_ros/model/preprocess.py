@@ -1,0 +1,142 @@
+"""Numpy preprocessing: camera frame and RadarSequence -> the model's normalised input arrays.
+
+Every constant comes from the FusionModelConfig (which the checkpoint carries), so training,
+the node and offline evaluation normalise identically.
+
+Image resize (only when the frame is not already at the model size): antialiased bilinear
+(triangle filter widened by the scale factor, as PIL's BILINEAR; half-pixel centres) through
+`torch.nn.functional.interpolate(..., antialias=True)` on uint8, whose vectorised uint8 kernel
+costs 0.45 ms for 1280x720 -> 256x128 on 2 threads, against 23 ms for a numpy block-mean +
+bilinear version and 3 ms for the same torch call on float32. Output stays uint8 (rounding to
+the nearest level, below the camera's own quantisation). Aspect ratio is not preserved: the
+camera's field of view is squeezed to the model size, as in training.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - torch convention
+
+from mm_fusion_ros.model.config import FusionModelConfig
+from mm_fusion_ros.sensors.radar_sequence import RadarSequence
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """One batch of model inputs (numpy), names as the ONNX graph's inputs."""
+
+    image: np.ndarray         # (B, 3, H, W) float32, normalised
+    radar_points: np.ndarray  # (B, T, N, F) float32, normalised, 0 where padded
+    point_mask: np.ndarray    # (B, T, N) bool
+    frame_mask: np.ndarray    # (B, T) bool
+    time_offsets: np.ndarray  # (B, T) float32 [s]
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {
+            'image': self.image, 'radar_points': self.radar_points,
+            'point_mask': self.point_mask, 'frame_mask': self.frame_mask,
+            'time_offsets': self.time_offsets,
+        }
+
+
+def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w, 3) uint8 -> (height, width, 3) uint8, antialiased bilinear (see module docstring)."""
+    src = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+    out = F.interpolate(src, size=(height, width), mode='bilinear', antialias=True,
+                        align_corners=False)                     # (1, 3, height, width)
+    return out[0].permute(1, 2, 0).numpy()
+
+
+def preprocess_image(rgb: np.ndarray, config: FusionModelConfig) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (3, H', W') float32 normalised at the model size."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'expected an (H, W, 3) RGB image, got shape {rgb.shape}')
+    if rgb.dtype != np.uint8:
+        raise ValueError(f'expected uint8 RGB, got {rgb.dtype}')
+    h, w = config.image_height, config.image_width
+    if rgb.shape[:2] != (h, w):
+        rgb = resize_rgb(rgb, h, w)
+    img = rgb.astype(np.float32)
+    mean = np.asarray(config.image_mean, np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(config.image_std, np.float32) * 255.0)
+    return np.ascontiguousarray(((img - mean) * inv_std).transpose(2, 0, 1))
+
+
+def normalise_radar(
+    points: np.ndarray, point_mask: np.ndarray, config: FusionModelConfig,
+) -> np.ndarray:
+    """(..., N, F) canonical features -> (value - offset) / scale, exactly 0 where padded."""
+    offset = np.asarray(config.radar_offset, np.float32)
+    scale = np.asarray(config.radar_scale, np.float32)
+    out = (np.asarray(points, np.float32) - offset) / scale
+    return np.where(point_mask[..., None], out, np.float32(0.0)).astype(np.float32, copy=False)
+
+
+def fit_radar(seq: RadarSequence, config: FusionModelConfig) -> RadarSequence:
+    """Bring a sequence to the model's (T, N, F): newest T frames, strongest-rcs N points.
+
+    Missing history is padded in the oldest slots (as `RadarSequenceBuffer` does).
+    """
+    points = np.asarray(seq.points, np.float32)
+    point_mask = np.asarray(seq.point_mask, bool)
+    frame_mask = np.asarray(seq.frame_mask, bool)
+    offsets = np.asarray(seq.time_offsets, np.float32)
+    if points.ndim != 3 or point_mask.shape != points.shape[:2] or \
+            frame_mask.shape != points.shape[:1] or offsets.shape != points.shape[:1]:
+        raise ValueError('inconsistent RadarSequence shapes: points (T, N, F), point_mask '
+                         f'(T, N), frame_mask/time_offsets (T,); got {points.shape}, '
+                         f'{point_mask.shape}, {frame_mask.shape}, {offsets.shape}')
+    if points.shape[2] != config.num_features:
+        raise ValueError(f'radar has {points.shape[2]} features, model expects '
+                         f'{config.num_features} {config.radar_features}')
+    t, n = points.shape[:2]
+    T, N = config.num_frames, config.max_points  # noqa: N806 - the paper's symbols
+    if (t, n) == (T, N):
+        return seq
+    if t > T:
+        points, point_mask = points[-T:], point_mask[-T:]
+        frame_mask, offsets = frame_mask[-T:], offsets[-T:]
+    if n > N:
+        if 'rcs' in config.radar_features:
+            key = np.where(point_mask, points[..., config.radar_features.index('rcs')], -np.inf)
+        else:
+            key = point_mask.astype(np.float32)
+        order = np.sort(np.argsort(-key, axis=1, kind='stable')[:, :N], axis=1)
+        points = np.take_along_axis(points, order[..., None], axis=1)
+        point_mask = np.take_along_axis(point_mask, order, axis=1)
+    out = RadarSequence.empty(T, N, config.num_features)
+    tt, nn_ = points.shape[:2]
+    out.points[T - tt:, :nn_] = points
+    out.point_mask[T - tt:, :nn_] = point_mask
+    out.frame_mask[T - tt:] = frame_mask
+    out.time_offsets[T - tt:] = offsets
+    return out
+
+
+def collate_radar(
+    sequences: Sequence[RadarSequence], config: FusionModelConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """RadarSequences -> (points (B,T,N,F) normalised, point_mask, frame_mask, time_offsets)."""
+    fitted = [fit_radar(s, config) for s in sequences]
+    frame_mask = np.stack([s.frame_mask for s in fitted]).astype(bool)
+    point_mask = np.stack([s.point_mask for s in fitted]).astype(bool) & frame_mask[..., None]
+    points = normalise_radar(np.stack([s.points for s in fitted]), point_mask, config)
+    offsets = np.stack([s.time_offsets for s in fitted]).astype(np.float32)
+    offsets = np.where(frame_mask, np.nan_to_num(offsets), np.float32(0.0))
+    return points, point_mask, frame_mask, offsets.astype(np.float32)
+
+
+def prepare_batch(
+    rgbs: Sequence[np.ndarray], sequences: Sequence[RadarSequence], config: FusionModelConfig,
+) -> ModelInputs:
+    """Camera frames + radar sequences (same length) -> one ModelInputs batch."""
+    if len(rgbs) != len(sequences):
+        raise ValueError(f'{len(rgbs)} images but {len(sequences)} radar sequences')
+    if not len(rgbs):
+        raise ValueError('empty batch')
+    image = np.stack([preprocess_image(rgb, config) for rgb in rgbs])
+    points, point_mask, frame_mask, offsets = collate_radar(sequences, config)
+    return ModelInputs(image, points, point_mask, frame_mask, offsets)

@@ -1,0 +1,210 @@
+"""Preprocessing and FusionPredictor on CPU (torch and onnxruntime), device fallback, CUDA."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from mm_fusion_ros.actions import Action
+from mm_fusion_ros.model import (
+    FusionModel,
+    FusionPredictor,
+    Prediction,
+    prepare_batch,
+    preprocess_image,
+    resolve_device,
+    save_checkpoint,
+    small_config,
+)
+from mm_fusion_ros.model.preprocess import fit_radar, normalise_radar, resize_rgb
+from mm_fusion_ros.sensors.radar_sequence import RadarSequence
+
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason='no CUDA device on this machine')
+needs_no_cuda = pytest.mark.skipif(CUDA, reason='CUDA present: the fallback path cannot run')
+
+
+@pytest.fixture(scope='module')
+def model():
+    torch.manual_seed(0)
+    return FusionModel(small_config())
+
+
+def _radar(cfg, seed=0, frames=None):
+    rng = np.random.default_rng(seed)
+    t, n, f = cfg.num_frames, cfg.max_points, cfg.num_features
+    seq = RadarSequence.empty(t, n, f)
+    for slot in range(t if frames is None else frames):
+        k = int(rng.integers(1, n))
+        seq.points[t - 1 - slot, :k] = rng.normal(size=(k, f)) * [10, 3, 0.5, 5, 5]
+        seq.point_mask[t - 1 - slot, :k] = True
+        seq.frame_mask[t - 1 - slot] = True
+        seq.time_offsets[t - 1 - slot] = -0.05 * slot
+    return seq
+
+
+def _rgb(cfg, seed=0, scale=1):
+    rng = np.random.default_rng(seed)
+    shape = (cfg.image_height * scale, cfg.image_width * scale, 3)
+    return rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+# -- preprocessing ----------------------------------------------------------------------------
+def test_image_normalisation(model):
+    cfg = model.config
+    rgb = _rgb(cfg)
+    out = preprocess_image(rgb, cfg)
+    assert out.shape == (3, cfg.image_height, cfg.image_width) and out.dtype == np.float32
+    want = (rgb[..., 1] / 255.0 - cfg.image_mean[1]) / cfg.image_std[1]
+    np.testing.assert_allclose(out[1], want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError):
+        preprocess_image(rgb[..., 0], cfg)
+    with pytest.raises(ValueError):
+        preprocess_image(rgb.astype(np.float32), cfg)
+
+
+def test_resize():
+    flat = np.full((100, 300, 3), 77, np.uint8)
+    out = resize_rgb(flat, 64, 128)
+    assert out.shape == (64, 128, 3) and out.dtype == np.uint8
+    assert np.all(out == 77)
+    ramp = np.broadcast_to(np.arange(256, dtype=np.uint8)[None, :, None], (8, 256, 3))
+    half = resize_rgb(ramp, 4, 128).astype(int)
+    assert np.all(np.diff(half[0, :, 0]) >= 0)
+    assert abs(half.mean() - ramp.mean()) < 1.0
+    assert resize_rgb(flat[:10, :10], 20, 30).shape == (20, 30, 3)
+
+
+def test_fit_radar_crops_pads_and_keeps_strongest(model):
+    cfg = model.config
+    t, n, f = cfg.num_frames + 2, cfg.max_points * 2, cfg.num_features
+    seq = RadarSequence.empty(t, n, f)
+    seq.points[-1, :, 4] = np.arange(n)  # rcs
+    seq.point_mask[-1] = True
+    seq.frame_mask[-1] = True
+    seq.frame_mask[0] = True  # oldest frame falls out of the window
+    out = fit_radar(seq, cfg)
+    assert out.points.shape == (cfg.num_frames, cfg.max_points, f)
+    assert set(out.points[-1, :, 4]) == set(range(n - cfg.max_points, n))
+    assert out.frame_mask.sum() == 1
+    short = fit_radar(RadarSequence.empty(2, 3, f), cfg)
+    assert short.points.shape == (cfg.num_frames, cfg.max_points, f)
+    with pytest.raises(ValueError, match='features'):
+        fit_radar(RadarSequence.empty(2, 3, f + 1), cfg)
+
+
+def test_radar_normalisation_zero_where_padded(model):
+    cfg = model.config
+    points = np.full((2, 3, cfg.num_features), np.nan, np.float32)
+    points[0, 0] = [40, 0, 0.5, 0, 5]
+    mask = np.zeros((2, 3), bool)
+    mask[0, 0] = True
+    out = normalise_radar(points, mask, cfg)
+    assert np.all(out == 0)
+
+
+def test_prepare_batch(model):
+    cfg = model.config
+    batch = prepare_batch([_rgb(cfg), _rgb(cfg, 1)], [_radar(cfg), _radar(cfg, 1, 0)], cfg)
+    assert batch.image.shape == (2, 3, cfg.image_height, cfg.image_width)
+    assert batch.radar_points.shape == (2, cfg.num_frames, cfg.max_points, cfg.num_features)
+    assert batch.point_mask.dtype == bool and not batch.frame_mask[1].any()
+    with pytest.raises(ValueError):
+        prepare_batch([_rgb(cfg)], [], cfg)
+
+
+# -- predictor ----------------------------------------------------------------------------------
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_predict_cpu(model, backend):
+    pytest.importorskip('onnxruntime')
+    predictor = FusionPredictor(model, device='cpu', backend=backend)
+    assert predictor.backend == backend and predictor.device.type == 'cpu'
+    cfg = predictor.config
+    p = predictor.predict(_rgb(cfg), _radar(cfg))
+    assert isinstance(p, Prediction) and isinstance(p.action, Action)
+    assert p.probabilities.shape == (cfg.num_classes,) and p.probabilities.dtype == np.float32
+    assert abs(p.probabilities.sum() - 1) < 1e-5
+    assert p.confidence == pytest.approx(p.probabilities.max())
+    assert p.action == int(np.argmax(p.probabilities))
+    assert cfg.ttc_min <= p.ttc <= cfg.ttc_max and np.isfinite(p.target_acceleration)
+    assert p.latency_s > 0
+    predictor.warmup(('fused', 'camera'))
+    for modality in ('camera', 'radar'):
+        assert predictor.predict(_rgb(cfg), _radar(cfg), modality).modality == modality
+    empty = predictor.predict(_rgb(cfg, scale=2), RadarSequence.empty(3, 5, cfg.num_features))
+    assert np.isfinite(empty.probabilities).all()
+
+
+def test_backends_agree_and_batch_matches_single(model):
+    pytest.importorskip('onnxruntime')
+    cfg = model.config
+    eager = FusionPredictor(model, device='cpu', backend='torch')
+    ort = FusionPredictor(model, device='cpu', backend='onnxruntime')
+    rgbs = [_rgb(cfg, i) for i in range(3)]
+    radars = [_radar(cfg, i, frames=i * 2) for i in range(3)]
+    batch = eager.predict_batch(rgbs, radars, batch_size=2)
+    batch_ort = ort.predict_batch(rgbs, radars)
+    np.testing.assert_allclose(batch.probabilities, batch_ort.probabilities, atol=1e-5)
+    np.testing.assert_allclose(batch.ttc, batch_ort.ttc, rtol=1e-4)
+    for i in range(3):
+        single = eager.predict(rgbs[i], radars[i])
+        np.testing.assert_allclose(single.probabilities, batch.probabilities[i], atol=1e-5)
+        assert single.action == batch.actions[i]
+        assert single.target_acceleration == pytest.approx(
+            batch.target_acceleration[i], abs=1e-5)
+
+
+def test_from_checkpoint(model, tmp_path):
+    path = save_checkpoint(model, tmp_path / 'm.pt', training_data_hash='h')
+    predictor = FusionPredictor.from_checkpoint(path, device='cpu', backend='torch')
+    assert predictor.info['training_data_hash'] == 'h'
+    assert not predictor.device_fallback and not predictor.model.training
+    cfg = predictor.config
+    assert (cfg.num_frames, cfg.max_points) == (model.config.num_frames, model.config.max_points)
+
+
+def test_bad_arguments(model):
+    with pytest.raises(ValueError, match='device'):
+        resolve_device('gpu')
+    with pytest.raises(ValueError, match='backend'):
+        FusionPredictor(model, device='cpu', backend='tensorrt')
+    predictor = FusionPredictor(model, device='cpu', backend='torch')
+    cfg = model.config
+    with pytest.raises(ValueError, match='modality'):
+        predictor.predict(_rgb(cfg), _radar(cfg), modality='lidar')
+
+
+@needs_no_cuda
+@pytest.mark.parametrize('spec', ['cuda', 'cuda:1'])
+def test_cuda_requested_but_absent_falls_back(model, spec, caplog):
+    with caplog.at_level(logging.WARNING, logger='mm_fusion_ros.model.predictor'):
+        predictor = FusionPredictor(model, device=spec, backend='torch')
+    assert predictor.device.type == 'cpu' and predictor.device_fallback
+    assert any('CUDA is not available' in r.getMessage() for r in caplog.records)
+    cfg = model.config
+    assert np.isfinite(predictor.predict(_rgb(cfg), _radar(cfg)).probabilities).all()
+    assert resolve_device('auto') == (torch.device('cpu'), False)
+
+
+@needs_cuda
+def test_cuda_predict_matches_cpu(model):
+    cfg = model.config
+    cpu = FusionPredictor(model, device='cpu', backend='torch')
+    want = cpu.predict(_rgb(cfg), _radar(cfg))
+    gpu = FusionPredictor(model, device='cuda', backend='auto')
+    assert gpu.backend == 'torch' and gpu.device.type == 'cuda' and gpu.amp_dtype is not None
+    for _ in range(2):  # second call reuses the preallocated buffers
+        got = gpu.predict(_rgb(cfg), _radar(cfg))
+    np.testing.assert_allclose(got.probabilities, want.probabilities, atol=3e-2)
+    fp32 = FusionPredictor(model, device='cuda', amp='fp32').predict(_rgb(cfg), _radar(cfg))
+    np.testing.assert_allclose(fp32.probabilities, want.probabilities, atol=1e-3)
+    batch = gpu.predict_batch([_rgb(cfg)] * 3, [_radar(cfg)] * 3)
+    assert batch.probabilities.shape == (3, cfg.num_classes)
+
+
+@needs_cuda
+def test_cuda_out_of_range_index_falls_back(model):
+    spec = f'cuda:{torch.cuda.device_count()}'
+    predictor = FusionPredictor(model, device=spec, backend='torch')
+    assert predictor.device.type == 'cpu' and predictor.device_fallback
