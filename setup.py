@@ -15,6 +15,7 @@ setup(
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml')),
         ('share/' + package_name + '/config/radar_presets', glob('config/radar_presets/*.yaml')),
+        ('share/' + package_name + '/config/bag_topics', glob('config/bag_topics/*.yaml')),
     ],
     # The ROS 2 Python packages (rclpy, message packages) are deliberately absent: a ROS distro
     # provides them; without a distro, `make` installs the PyPI ros-* wheels from

@@ -12,6 +12,8 @@ COMMANDS = {
         'closed-loop simulation + metrics on the shipped model',
     ),
     'up': ('mm_fusion_ros.commands.up', 'run a node graph (sim, fusion) in one process'),
+    'record': ('mm_fusion_ros.commands.record', 'simulator episodes to rosbag2 (one per episode)'),
+    'cache': ('mm_fusion_ros.commands.cache', 'bags -> sharded .npz training cache'),
 }
 
 

@@ -1,0 +1,457 @@
+"""Sharded .npz training cache, built from bags of any layout or straight from the simulator.
+
+Each sample is one camera frame that has a ground-truth decision with the same stamp. Its radar
+history is built exactly as `FusionPipeline` builds it in the node: preset converter ->
+`preprocess_radar` -> `RadarSequenceBuffer.push(stamp_ns, points)` ->
+`.sequence(camera_stamp_ns)` with `future_tolerance = sync_slop`. Which radar frames are in
+the buffer when a camera frame is processed is fixed by stamps, not by arrival: every radar
+frame stamped at or before the camera, plus a later one within `sync_slop` when this camera
+is its nearest camera stamp (the frame an approximate-time sync pairs with it). So a bag
+replayed from disk and the simulator's own frames give byte-identical samples.
+
+Shard keys (S samples per shard; T, N, F = num_frames, max_points, 5 canonical features):
+
+    image          (S, H, W, 3) uint8   RGB, resized with Pillow only if not H x W
+    radar_points   (S, T, N, F) float32 (or float16, `points_dtype`), raw canonical units
+    point_mask     (S, T, N)    bool
+    frame_mask     (S, T)       bool
+    time_offsets   (S, T)       float32 [s] radar stamp - camera stamp
+    action         (S,)         int64   Action (the model's class order)
+    target_accel   (S,)         float32 [m/s^2]
+    ttc            (S,)         float32 [s] expert TTC, inf = no threat, nan = unknown
+    stamp_ns       (S,)         int64   camera stamp
+    episode        (S,)         int32   index into manifest['sources']
+    seed           (S,)         int64   scenario seed, -1 unknown
+    scenario       (S,)         str     scenario type ('' unknown)
+    condition      (S,)         str     condition ('' unknown)
+
+`manifest.json` holds the config, per-shard sample counts and sha256, counts per class /
+condition / scenario, and `data_hash`: sha256 over the shard files' bytes in order. Shards are
+written as deterministic zip archives (fixed member timestamps, stored), so the same inputs
+give the same hash on any machine.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+import hashlib
+import json
+import math
+from pathlib import Path
+import time
+from typing import Any
+import zipfile
+
+import numpy as np
+
+from mm_fusion_ros.actions import ACTION_LABELS
+from mm_fusion_ros.bags.reader import (
+    BagTopics,
+    expert_ttc,
+    find_bags,
+    open_bag,
+    parse_json_string,
+)
+from mm_fusion_ros.bags.writer import DEFAULT_BASE_TIME_NS, episode_info, frame_stamp_ns
+from mm_fusion_ros.sensors.image import image_to_rgb
+from mm_fusion_ros.sensors.pointcloud import PointCloudMsg, create_cloud
+from mm_fusion_ros.sensors.radar_features import NUM_RADAR_FEATURES
+from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig, preprocess_radar
+from mm_fusion_ros.sensors.radar_presets import load_preset
+from mm_fusion_ros.sensors.radar_sequence import RadarSequenceBuffer, RadarSequenceConfig
+from mm_fusion_ros.sensors.sync import msg_stamp_ns
+
+NS = 1_000_000_000
+CACHE_FORMAT = 'mm_fusion_cache'
+CACHE_VERSION = 1
+MANIFEST = 'manifest.json'
+SAMPLE_KEYS = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'action',
+               'target_accel', 'ttc', 'stamp_ns', 'episode', 'seed', 'scenario', 'condition')
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Sample geometry and sync; defaults are the model's (FusionModelConfig) and the node's."""
+
+    num_frames: int = 8          # T radar frames of history
+    max_points: int = 64         # N points per radar frame
+    image_height: int = 128      # [px] model input
+    image_width: int = 256       # [px]
+    sync_slop: float = 0.06      # [s] PipelineConfig.sync_slop = the buffer's future tolerance
+    preprocess: RadarPreprocessConfig = field(default_factory=RadarPreprocessConfig)
+    frame_stride: int = 1        # keep every k-th labelled frame (20 Hz frames are near twins)
+    shard_size: int = 1024       # samples per shard file
+    points_dtype: str = 'float32'  # 'float32' | 'float16' for radar_points
+    reorder_window: float = 0.5  # [s] how long a camera frame waits for late radar/labels
+    max_message_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.frame_stride < 1 or self.shard_size < 1:
+            raise ValueError('frame_stride and shard_size must be >= 1')
+        if self.points_dtype not in ('float32', 'float16'):
+            raise ValueError(f'points_dtype must be float32 or float16, got {self.points_dtype}')
+        if self.reorder_window < 2 * self.sync_slop:
+            raise ValueError('reorder_window must be >= 2 * sync_slop')
+
+    def sequence_config(self) -> RadarSequenceConfig:
+        return RadarSequenceConfig(num_frames=self.num_frames, max_points=self.max_points,
+                                   future_tolerance=self.sync_slop)
+
+
+@dataclass
+class _Label:
+    action: int
+    target_accel: float
+    ttc: float = math.nan
+
+
+class _EpisodeSampler:
+    """One episode's radar history and sample assembly (the FusionPipeline radar path)."""
+
+    def __init__(self, cfg: CacheConfig, radar_preset: str, episode: int,
+                 info: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.convert = load_preset(radar_preset).converter()
+        self.buffer = RadarSequenceBuffer(cfg.sequence_config())
+        self.episode = episode
+        self.info = info
+        self.labelled = 0  # labelled camera frames seen (the stride counter)
+
+    def radar_points(self, cloud: Any) -> np.ndarray:
+        return preprocess_radar(self.convert(cloud), self.cfg.preprocess)
+
+    def push(self, stamp_ns: int, points: np.ndarray) -> None:
+        self.buffer.push(stamp_ns, points)
+
+    def sample(self, stamp_ns: int, rgb: np.ndarray, label: _Label) -> dict[str, Any] | None:
+        """The sample of one labelled camera frame, or None when the stride skips it."""
+        keep = self.labelled % self.cfg.frame_stride == 0
+        self.labelled += 1
+        if not keep:
+            return None
+        seq = self.buffer.sequence(stamp_ns)
+        info = self.info
+        return {
+            'image': _resize(rgb, self.cfg.image_height, self.cfg.image_width),
+            'radar_points': seq.points.astype(self.cfg.points_dtype),
+            'point_mask': seq.point_mask, 'frame_mask': seq.frame_mask,
+            'time_offsets': seq.time_offsets.astype(np.float32),
+            'action': np.int64(label.action), 'target_accel': np.float32(label.target_accel),
+            'ttc': np.float32(label.ttc), 'stamp_ns': np.int64(stamp_ns),
+            'episode': np.int32(self.episode), 'seed': np.int64(info.get('seed', -1)),
+            'scenario': str(info.get('scenario', '')),
+            'condition': str(info.get('condition', '')),
+        }
+
+
+def _resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    rgb = np.asarray(rgb, np.uint8)
+    if rgb.shape[:2] == (height, width):
+        return np.ascontiguousarray(rgb)
+    from PIL import Image as PilImage
+
+    return np.asarray(PilImage.fromarray(np.ascontiguousarray(rgb)).resize(
+        (width, height), PilImage.BILINEAR))
+
+
+# -- sources: bags ------------------------------------------------------------------------------
+@dataclass
+class SourceStats:
+    name: str
+    camera_frames: int = 0
+    samples: int = 0
+    unlabelled: int = 0  # camera frames without a same-stamp ground truth
+    rejected_messages: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def bag_samples(
+    path: str | Path, topics: BagTopics, cfg: CacheConfig, episode: int, stats: SourceStats,
+) -> Iterator[dict[str, Any]]:
+    """Samples of one bag, streamed (memory bounded by `reorder_window`)."""
+    window_ns = round(cfg.reorder_window * NS)
+    slop_ns = round(cfg.sync_slop * NS)
+    with open_bag(path, topics, require_ground_truth=True,
+                  max_message_bytes=cfg.max_message_bytes) as bag:
+        sampler = _EpisodeSampler(cfg, topics.radar_preset, episode, {})
+        cams: list[tuple[int, Any]] = []
+        radar: list[tuple[int, np.ndarray]] = []
+        labels: dict[int, _Label] = {}
+        ttcs: dict[int, float] = {}
+        watermark = -(2**63)
+
+        def finalize(final: bool) -> Iterator[dict[str, Any]]:
+            cams.sort(key=lambda c: c[0])
+            while cams and (final or cams[0][0] < watermark - window_ns):
+                stamp, msg = cams.pop(0)
+                nxt = cams[0][0] if cams else None
+                release = [r for r in radar if r[0] <= stamp or (
+                    r[0] <= stamp + slop_ns and (nxt is None or r[0] - stamp <= nxt - r[0]))]
+                for r in sorted(release, key=lambda r: r[0]):
+                    sampler.push(*r)
+                    radar.remove(r)
+                stats.camera_frames += 1
+                label = labels.get(stamp)
+                if label is None:
+                    stats.unlabelled += 1
+                else:
+                    label.ttc = ttcs.get(stamp, math.nan)
+                    sample = sampler.sample(stamp, image_to_rgb(msg), label)
+                    if sample is not None:
+                        stats.samples += 1
+                        yield sample
+                for d in (labels, ttcs):
+                    for s in [s for s in d if s <= stamp]:
+                        del d[s]
+
+        for m in bag.messages():
+            if m.kind == 'episode':
+                if not sampler.info:
+                    sampler.info = stats.info = parse_json_string(m.msg)
+                continue
+            if m.kind == 'expert':
+                stamp, ttc = expert_ttc(m.msg)
+                if stamp is not None:
+                    ttcs[stamp] = ttc
+                continue
+            stamp = msg_stamp_ns(m.msg)
+            if m.kind == 'image':
+                cams.append((stamp, m.msg))
+            elif m.kind == 'radar':
+                radar.append((stamp, sampler.radar_points(m.msg)))
+            elif m.kind == 'ground_truth':
+                labels[stamp] = _Label(int(m.msg.action), float(m.msg.target_acceleration))
+            watermark = max(watermark, stamp)
+            yield from finalize(False)
+        yield from finalize(True)
+        stats.rejected_messages = bag.stats.rejected_count
+
+
+# -- sources: the simulator ---------------------------------------------------------------------
+def sim_samples(
+    frames: Iterable[Any], config: Any, cfg: CacheConfig, episode: int, stats: SourceStats,
+    base_time_ns: int = DEFAULT_BASE_TIME_NS,
+) -> Iterator[dict[str, Any]]:
+    """Samples of simulator frames, equal to writing them to a bag and reading it back."""
+    info = episode_info(config, base_time_ns)
+    stats.info = info
+    sampler = _EpisodeSampler(cfg, 'sim', episode, info)
+    fields = load_preset('sim').layout_fields()
+    for frame in frames:
+        stamp = frame_stamp_ns(base_time_ns, frame.stamp)
+        if frame.radar is not None:
+            cloud = create_cloud(None, fields, np.asarray(frame.radar[:, :5], np.float32),
+                                 msg_type=PointCloudMsg)
+            sampler.push(frame_stamp_ns(base_time_ns, frame.radar_stamp),
+                         sampler.radar_points(cloud))
+        if frame.rgb is None:
+            continue
+        stats.camera_frames += 1
+        ttc = float(frame.label.ttc)
+        label = _Label(int(frame.label.action),
+                       float(np.float32(frame.label.target_acceleration)), ttc)
+        sample = sampler.sample(stamp, frame.rgb, label)
+        if sample is not None:
+            stats.samples += 1
+            yield sample
+
+
+# -- shard writing ------------------------------------------------------------------------------
+def write_npz_deterministic(path: Path, arrays: dict[str, np.ndarray]) -> str:
+    """np.savez-compatible archive with fixed member metadata; returns the file's sha256."""
+    tmp = path.with_suffix('.tmp')
+    with zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, arr in arrays.items():
+            info = zipfile.ZipInfo(f'{key}.npy', date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_STORED
+            info.external_attr = 0o644 << 16
+            with zf.open(info, 'w', force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
+    tmp.replace(path)
+    return _sha256(path)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open('rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _ShardWriter:
+    def __init__(self, out_dir: Path, shard_size: int) -> None:
+        self.out_dir = out_dir
+        self.shard_size = shard_size
+        self.pending: list[dict[str, Any]] = []
+        self.shards: list[dict[str, Any]] = []
+        self.counts: dict[str, Counter] = {k: Counter() for k in ('action', 'condition',
+                                                                   'scenario')}
+
+    def add(self, sample: dict[str, Any]) -> None:
+        self.pending.append(sample)
+        self.counts['action'][ACTION_LABELS[int(sample['action'])]] += 1
+        self.counts['condition'][sample['condition']] += 1
+        self.counts['scenario'][sample['scenario']] += 1
+        if len(self.pending) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        arrays = {k: np.stack([np.asarray(s[k]) for s in self.pending]) for k in SAMPLE_KEYS}
+        name = f'shard-{len(self.shards):05d}.npz'
+        digest = write_npz_deterministic(self.out_dir / name, arrays)
+        self.shards.append({'file': name, 'samples': len(self.pending), 'sha256': digest})
+        self.pending = []
+
+
+@dataclass
+class CacheResult:
+    out_dir: Path
+    manifest: dict[str, Any]
+    seconds: float
+
+    @property
+    def samples(self) -> int:
+        return int(self.manifest['num_samples'])
+
+    @property
+    def data_hash(self) -> str:
+        return str(self.manifest['data_hash'])
+
+
+def _prepare_out(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stale = list(out.glob('shard-*.npz')) + list(out.glob(MANIFEST))
+    if stale:
+        raise FileExistsError(f'{out} already holds a cache ({len(stale)} files); use a new'
+                              ' directory')
+    return out
+
+
+def _finish(out: Path, writer: _ShardWriter, cfg: CacheConfig, sources: list[SourceStats],
+            t0: float, origin: str) -> CacheResult:
+    writer.flush()
+    h = hashlib.sha256()
+    for shard in writer.shards:
+        with (out / shard['file']).open('rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                h.update(block)
+    cfg_dict = asdict(cfg)
+    manifest = {
+        'format': CACHE_FORMAT, 'version': CACHE_VERSION, 'origin': origin,
+        'config': cfg_dict,
+        'num_samples': sum(s['samples'] for s in writer.shards),
+        'image_shape': [cfg.image_height, cfg.image_width, 3],
+        'radar_shape': [cfg.num_frames, cfg.max_points, NUM_RADAR_FEATURES],
+        'class_labels': list(ACTION_LABELS),
+        'class_counts': {lab: writer.counts['action'].get(lab, 0) for lab in ACTION_LABELS},
+        'condition_counts': dict(sorted(writer.counts['condition'].items())),
+        'scenario_counts': dict(sorted(writer.counts['scenario'].items())),
+        'shards': writer.shards,
+        'sources': [asdict(s) for s in sources],
+        'data_hash': h.hexdigest(),
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + '\n')
+    return CacheResult(out, manifest, time.perf_counter() - t0)
+
+
+def build_cache_from_bags(
+    bags: Iterable[str | Path], out_dir: str | Path, topics: BagTopics | None = None,
+    config: CacheConfig | None = None, progress: bool = False,
+) -> CacheResult:
+    """Cache every labelled camera frame of `bags` (in the order given) into `out_dir`.
+
+    Items may be bags or directories holding bags (searched recursively, sorted). `topics`
+    None detects the layout per bag among the shipped presets.
+    """
+    cfg = config or CacheConfig()
+    bags = find_bags(bags)
+    out = _prepare_out(out_dir)
+    writer = _ShardWriter(out, cfg.shard_size)
+    sources: list[SourceStats] = []
+    t0 = time.perf_counter()
+    for i, bag in enumerate(_progress(bags, progress, 'bags')):
+        layout = topics or _detect(bag)
+        stats = SourceStats(name=str(bag))
+        sources.append(stats)
+        for sample in bag_samples(bag, layout, cfg, i, stats):
+            writer.add(sample)
+    return _finish(out, writer, cfg, sources, t0, 'bags')
+
+
+def _detect(bag: Path) -> BagTopics:
+    from mm_fusion_ros.bags.reader import detect_topics
+
+    return detect_topics(bag, require_ground_truth=True)
+
+
+def build_cache_from_sim(
+    configs: Iterable[Any], out_dir: str | Path, config: CacheConfig | None = None,
+    base_time_ns: int = DEFAULT_BASE_TIME_NS, progress: bool = False,
+    options: Any = None,
+) -> CacheResult:
+    """The same cache as sim -> bag -> cache, without writing bags (for big training runs).
+
+    Each ScenarioConfig runs closed-loop under the expert (as `mm-fusion record` does) and
+    its frames are streamed into the shards.
+    """
+    from mm_fusion_ros.sim.camera import CameraModel
+    from mm_fusion_ros.sim.simulator import SimOptions, Simulator
+
+    cfg = config or CacheConfig()
+    out = _prepare_out(out_dir)
+    writer = _ShardWriter(out, cfg.shard_size)
+    sources: list[SourceStats] = []
+    t0 = time.perf_counter()
+    opts = options or SimOptions()
+    camera = CameraModel(opts.camera)
+    for i, sc in enumerate(_progress(list(configs), progress, 'episodes')):
+        stats = SourceStats(name=f'sim:{sc.scenario.value}/{sc.condition.value}/seed{sc.seed}')
+        sources.append(stats)
+        frames = sim_episode_frames(Simulator(sc, opts, camera))
+        for sample in sim_samples(frames, sc, cfg, i, stats, base_time_ns):
+            writer.add(sample)
+    return _finish(out, writer, cfg, sources, t0, 'sim')
+
+
+def sim_episode_frames(sim: Any) -> Iterator[Any]:
+    """Frames of one expert-driven episode, generated lazily (one frame in memory)."""
+    from mm_fusion_ros.sim.simulator import expert_policy
+
+    frame = sim.reset()
+    yield frame
+    while not frame.done:
+        frame = sim.step(expert_policy(frame))
+        yield frame
+
+
+def _progress(items: list, enabled: bool, unit: str) -> Iterable:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, unit=unit)
+
+
+def load_manifest(cache_dir: str | Path) -> dict[str, Any]:
+    path = Path(cache_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f'{path}: not a training cache manifest ({e})') from e
+    if manifest.get('format') != CACHE_FORMAT:
+        raise ValueError(f'{path}: format {manifest.get("format")!r}, expected {CACHE_FORMAT}')
+    if manifest.get('version') != CACHE_VERSION:
+        raise ValueError(f'{path}: cache version {manifest.get("version")}, this code reads'
+                         f' {CACHE_VERSION}; rebuild the cache')
+    return manifest
+
+
+def verify_cache(cache_dir: str | Path) -> bool:
+    """True when every shard's sha256 still matches the manifest."""
+    manifest = load_manifest(cache_dir)
+    return all(_sha256(Path(cache_dir) / s['file']) == s['sha256'] for s in manifest['shards'])

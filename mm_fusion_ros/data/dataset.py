@@ -1,0 +1,133 @@
+"""torch Dataset over the training cache: shards loaded one at a time, kept in a small LRU.
+
+Items are dicts of tensors ready for the model's batch preparation:
+
+    image          (3, H, W) uint8 CHW (layout='chw', default) or (H, W, 3) (layout='hwc'),
+                   unnormalised: the model's own preprocessing normalises it
+    radar_points   (T, N, F) float32 raw canonical units (float16 shards are widened)
+    point_mask     (T, N) bool;  frame_mask (T,) bool;  time_offsets (T,) float32 [s]
+    action         () int64;  target_accel () float32 [m/s^2];  ttc () float32 [s] (inf/nan)
+    episode        () int32;  stamp_ns () int64
+
+Random access over many shards thrashes the LRU; `ShardGroupedSampler` shuffles shard order
+and samples within each shard instead, so each shard is read once per epoch.
+"""
+
+import bisect
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from mm_fusion_ros.data.cache import load_manifest
+
+TENSOR_KEYS = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'action',
+               'target_accel', 'ttc', 'episode', 'stamp_ns')
+
+
+class FusionCacheDataset(Dataset):
+    """Samples of a cache directory (see `mm_fusion_ros.data.cache` for the format)."""
+
+    def __init__(
+        self, cache_dir: str | Path, layout: str = 'chw', max_cached_shards: int = 2,
+        preload: bool = False,
+    ) -> None:
+        if layout not in ('chw', 'hwc'):
+            raise ValueError(f"layout must be 'chw' or 'hwc', got {layout!r}")
+        self.root = Path(cache_dir)
+        self.manifest = load_manifest(self.root)
+        self.layout = layout
+        self.max_cached_shards = max(1, int(max_cached_shards))
+        self.files = [self.root / s['file'] for s in self.manifest['shards']]
+        counts = [int(s['samples']) for s in self.manifest['shards']]
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        if preload:
+            self.max_cached_shards = max(1, len(self.files))
+            for i in range(len(self.files)):
+                self._shard(i)
+
+    @property
+    def data_hash(self) -> str:
+        return str(self.manifest['data_hash'])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def shard_ranges(self) -> list[range]:
+        return [range(int(a), int(b)) for a, b in zip(self.offsets[:-1], self.offsets[1:],
+                                                      strict=True)]
+
+    def _shard(self, i: int) -> dict[str, np.ndarray]:
+        shard = self._cache.get(i)
+        if shard is not None:
+            self._cache.move_to_end(i)
+            return shard
+        with np.load(self.files[i], allow_pickle=False) as z:
+            shard = {k: z[k] for k in z.files}
+        self._cache[i] = shard
+        while len(self._cache) > self.max_cached_shards:
+            self._cache.popitem(last=False)
+        return shard
+
+    def locate(self, index: int) -> tuple[int, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f'index {index} out of range for {len(self)} samples')
+        s = bisect.bisect_right(self.offsets, index) - 1
+        return s, index - int(self.offsets[s])
+
+    def metadata(self, index: int) -> dict[str, Any]:
+        s, j = self.locate(index)
+        shard = self._shard(s)
+        return {k: shard[k][j].item() for k in ('scenario', 'condition', 'seed', 'episode',
+                                                  'stamp_ns')}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        s, j = self.locate(int(index))
+        shard = self._shard(s)
+        image = shard['image'][j]
+        if self.layout == 'chw':
+            image = image.transpose(2, 0, 1)
+        return {
+            'image': torch.from_numpy(np.ascontiguousarray(image)),
+            'radar_points': torch.from_numpy(shard['radar_points'][j].astype(np.float32)),
+            'point_mask': torch.from_numpy(shard['point_mask'][j].copy()),
+            'frame_mask': torch.from_numpy(shard['frame_mask'][j].copy()),
+            'time_offsets': torch.from_numpy(shard['time_offsets'][j].copy()),
+            'action': torch.tensor(int(shard['action'][j]), dtype=torch.int64),
+            'target_accel': torch.tensor(float(shard['target_accel'][j]), dtype=torch.float32),
+            'ttc': torch.tensor(float(shard['ttc'][j]), dtype=torch.float32),
+            'episode': torch.tensor(int(shard['episode'][j]), dtype=torch.int32),
+            'stamp_ns': torch.tensor(int(shard['stamp_ns'][j]), dtype=torch.int64),
+        }
+
+
+class ShardGroupedSampler(Sampler[int]):
+    """Shuffled shard order, shuffled samples within each shard; `set_epoch` reseeds."""
+
+    def __init__(self, dataset: FusionCacheDataset, seed: int = 0, shuffle: bool = True) -> None:
+        self.ranges = dataset.shard_ranges()
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.ranges)
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            for r in self.ranges:
+                yield from r
+            return
+        rng = np.random.default_rng([self.seed, self.epoch])
+        for s in rng.permutation(len(self.ranges)):
+            r = self.ranges[int(s)]
+            for j in rng.permutation(len(r)):
+                yield r.start + int(j)

@@ -1,0 +1,163 @@
+"""Training cache: sim -> bag -> cache equals sim -> cache; shapes, manifest, Dataset, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mm_fusion_ros.bags import write_episode_bag
+from mm_fusion_ros.cli import main as cli_main
+from mm_fusion_ros.data import CacheConfig, build_cache_from_bags, build_cache_from_sim
+from mm_fusion_ros.data.cache import SAMPLE_KEYS, verify_cache
+from mm_fusion_ros.data.dataset import FusionCacheDataset, ShardGroupedSampler
+from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
+from mm_fusion_ros.sensors.sync import msg_stamp_ns
+from mm_fusion_ros.sim import ScenarioConfig, ScenarioType, run_episode
+from mm_fusion_ros.sim.conditions import Condition
+
+CONFIGS = [
+    ScenarioConfig(scenario=ScenarioType.CUT_IN, condition=Condition.FOG, seed=21,
+                   duration=2.0),
+    # radar dropout: frames without radar must line up in both paths
+    ScenarioConfig(scenario=ScenarioType.PEDESTRIAN_CROSSING,
+                   condition=Condition.RADAR_DROPOUT, seed=22, duration=1.5),
+]
+
+
+@pytest.fixture(scope='module')
+def bag_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp('bags')
+    for i, c in enumerate(CONFIGS):
+        write_episode_bag(root / f'ep{i}', run_episode(c).frames, c,
+                          storage='mcap' if i == 0 else 'sqlite3')
+    return root
+
+
+def _load(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.mark.parametrize('stride', [1, 3])
+def test_bag_and_sim_paths_give_identical_caches(bag_dir, tmp_path, stride):
+    cfg = CacheConfig(frame_stride=stride, shard_size=16)
+    a = build_cache_from_bags([bag_dir / 'ep0', bag_dir / 'ep1'], tmp_path / 'a', config=cfg)
+    b = build_cache_from_sim(CONFIGS, tmp_path / 'b', config=cfg)
+    assert a.samples == b.samples > 0
+    assert a.data_hash == b.data_hash
+    assert [s['sha256'] for s in a.manifest['shards']] == [
+        s['sha256'] for s in b.manifest['shards']]
+    for shard in a.manifest['shards']:
+        sa, sb = _load(a.out_dir / shard['file']), _load(b.out_dir / shard['file'])
+        assert list(sa) == list(SAMPLE_KEYS)
+        for k in SAMPLE_KEYS:
+            np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
+    assert a.manifest['sources'][0]['unlabelled'] == 0
+    assert a.manifest['sources'][0]['info']['scenario'] == 'cut_in'
+
+
+def test_radar_sequences_match_the_fusion_pipeline(bag_dir, tmp_path):
+    """The cache's radar history equals FusionPipeline's when radar is pushed before camera."""
+    class _Predictor:
+        class config:  # noqa: N801 - attribute shape of FusionModelConfig
+            num_frames = 8
+            max_points = 64
+
+    frames = run_episode(CONFIGS[0]).frames
+    res = build_cache_from_sim(CONFIGS[:1], tmp_path / 'c')
+    shard = _load(res.out_dir / res.manifest['shards'][0]['file'])
+    pipe = FusionPipeline(_Predictor(), PipelineConfig())
+    from mm_fusion_ros.bags.reader import open_bag
+
+    i = 0
+    with open_bag(bag_dir / 'ep0', 'sim') as bag:
+        for m in bag.messages(('image', 'radar')):
+            if m.kind == 'radar':
+                pipe.add_radar_msg(m.msg)
+                continue
+            seq = pipe.sequence(msg_stamp_ns(m.msg))
+            np.testing.assert_array_equal(shard['radar_points'][i], seq.points)
+            np.testing.assert_array_equal(shard['point_mask'][i], seq.point_mask)
+            np.testing.assert_array_equal(shard['frame_mask'][i], seq.frame_mask)
+            np.testing.assert_array_equal(shard['time_offsets'][i], seq.time_offsets)
+            i += 1
+    assert i == len(frames) == res.samples
+
+
+def test_shapes_labels_and_manifest(bag_dir, tmp_path):
+    cfg = CacheConfig(num_frames=4, max_points=32, shard_size=10, points_dtype='float16')
+    res = build_cache_from_bags([bag_dir], tmp_path / 'c', config=cfg)
+    m = json.loads((tmp_path / 'c' / 'manifest.json').read_text())
+    assert m['num_samples'] == res.samples == 41 + 31
+    assert [s['samples'] for s in m['shards']] == [10] * 7 + [2]
+    assert sum(m['class_counts'].values()) == res.samples
+    assert sum(m['condition_counts'].values()) == res.samples
+    assert set(m['condition_counts']) == {CONFIGS[0].condition.value,
+                                          CONFIGS[1].condition.value}
+    assert verify_cache(tmp_path / 'c')
+    shard = _load(tmp_path / 'c' / 'shard-00000.npz')
+    assert shard['image'].shape == (10, 128, 256, 3) and shard['image'].dtype == np.uint8
+    assert shard['radar_points'].shape == (10, 4, 32, 5)
+    assert shard['radar_points'].dtype == np.float16
+    assert shard['point_mask'].shape == (10, 4, 32) and shard['frame_mask'].shape == (10, 4)
+    assert shard['action'].dtype == np.int64 and shard['ttc'].dtype == np.float32
+    assert shard['scenario'][0] == 'cut_in'
+    frames = run_episode(CONFIGS[0]).frames
+    np.testing.assert_array_equal(shard['action'], [int(f.label.action) for f in frames[:10]])
+    np.testing.assert_array_equal(shard['ttc'], [np.float32(f.label.ttc) for f in frames[:10]])
+
+    ds = FusionCacheDataset(tmp_path / 'c')
+    assert len(ds) == res.samples and ds.data_hash == m['data_hash']
+    item = ds[len(ds) - 1]
+    assert item['image'].shape == (3, 128, 256) and item['image'].dtype == torch.uint8
+    assert item['radar_points'].dtype == torch.float32
+    assert item['radar_points'].shape == (4, 32, 5)
+    assert item['action'].dtype == torch.int64 and item['action'].ndim == 0
+    hwc = FusionCacheDataset(tmp_path / 'c', layout='hwc', preload=True)
+    torch.testing.assert_close(hwc[5]['image'].permute(2, 0, 1), ds[5]['image'])
+    sampler = ShardGroupedSampler(ds, seed=1)
+    order = list(sampler)
+    assert sorted(order) == list(range(len(ds)))
+    assert order[:10] != list(range(10))
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4, sampler=sampler)))
+    assert batch['image'].shape == (4, 3, 128, 256)
+
+
+def test_resize_foreign_image_size(tmp_path):
+    from mm_fusion_ros.data.cache import _resize
+
+    out = _resize(np.zeros((64, 100, 3), np.uint8), 128, 256)
+    assert out.shape == (128, 256, 3) and out.dtype == np.uint8
+
+
+def test_cli_record_then_cache(tmp_path, capsys):
+    assert cli_main(['record', '--episodes', '2', '--seed', '7', '--duration', '0.5',
+                     '--out', str(tmp_path / 'bags'), '--storage', 'sqlite3']) == 0
+    bags = sorted(p.name for p in (tmp_path / 'bags').iterdir())
+    assert len(bags) == 2 and bags[0].startswith('ep00000_') and bags[0].endswith('_s7')
+    assert cli_main(['cache', str(tmp_path / 'bags'), '--out', str(tmp_path / 'cache'),
+                     '--frame-stride', '2']) == 0
+    out = capsys.readouterr().out
+    assert 'cached 12 samples from 2 bags' in out and 'data hash:' in out
+    # Recording into the same place again refuses instead of overwriting.
+    assert cli_main(['record', '--episodes', '1', '--seed', '7', '--duration', '0.5',
+                     '--out', str(tmp_path / 'bags')]) == 2
+    assert cli_main(['cache', str(tmp_path / 'bags'), '--out', str(tmp_path / 'c2'),
+                     '--topics', 'carla']) == 2
+    assert 'the bag has:' in capsys.readouterr().err
+
+
+def test_cli_ray_missing(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == 'ray':
+            raise ImportError('no ray')
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, '__import__', no_ray)
+    assert cli_main(['record', '--episodes', '1', '--out', str(tmp_path), '--ray']) == 2
+    assert 'needs Ray' in capsys.readouterr().err
