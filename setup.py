@@ -40,10 +40,12 @@ setup(
     maintainer_email='dev@mm-fusion.invalid',
     description='Camera + radar attention fusion for driving decisions, with ROS 2 nodes.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'mm-fusion = mm_fusion_ros.cli:main',
+            'fusion_node = mm_fusion_ros.ros.fusion_node:main',
+            'decision_node = mm_fusion_ros.ros.decision_node:main',
+            'sim_node = mm_fusion_ros.ros.sim_node:main',
         ],
     },
 )

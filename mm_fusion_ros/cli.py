@@ -14,6 +14,8 @@ COMMANDS = {
     'up': ('mm_fusion_ros.commands.up', 'run a node graph (sim, fusion) in one process'),
     'record': ('mm_fusion_ros.commands.record', 'simulator episodes to rosbag2 (one per episode)'),
     'cache': ('mm_fusion_ros.commands.cache', 'bags -> sharded .npz training cache'),
+    'dataset': ('mm_fusion_ros.commands.dataset', 'simulator -> train/val training caches'),
+    'train': ('mm_fusion_ros.commands.train', 'train the fusion model (torchrun-aware)'),
 }
 
 

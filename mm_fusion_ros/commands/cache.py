@@ -5,12 +5,19 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('bags', nargs='+', metavar='BAG_OR_DIR',
-                        help='bag directories, .mcap/.db3 files, or directories of bags')
+    parser.add_argument(
+        'bags',
+        nargs='+',
+        metavar='BAG_OR_DIR',
+        help='bag directories, .mcap/.db3 files, or directories of bags',
+    )
     parser.add_argument('--out', required=True, help='cache directory (new or empty)')
-    parser.add_argument('--topics', default='auto',
-                        help="topics preset (sim, sim_compressed, carla, nuscenes), a YAML"
-                             " file, or 'auto' to detect per bag")
+    parser.add_argument(
+        '--topics',
+        default='auto',
+        help='topics preset (sim, sim_compressed, carla, nuscenes), a YAML'
+        " file, or 'auto' to detect per bag",
+    )
     parser.add_argument('--frame-stride', type=int, default=1, help='keep every k-th frame')
     parser.add_argument('--shard-size', type=int, default=1024, help='samples per shard')
     parser.add_argument('--num-frames', type=int, default=8, help='radar history T')
@@ -28,17 +35,23 @@ def run(args: argparse.Namespace) -> int:
             print('cache: no bags found', file=sys.stderr)
             return 2
         topics = None if args.topics == 'auto' else load_bag_topics(args.topics)
-        config = CacheConfig(num_frames=args.num_frames, max_points=args.max_points,
-                             frame_stride=args.frame_stride, shard_size=args.shard_size,
-                             points_dtype=args.points_dtype)
+        config = CacheConfig(
+            num_frames=args.num_frames,
+            max_points=args.max_points,
+            frame_stride=args.frame_stride,
+            shard_size=args.shard_size,
+            points_dtype=args.points_dtype,
+        )
         result = build_cache_from_bags(bags, args.out, topics, config, progress=True)
     except (BagError, ValueError, OSError) as e:
         print(f'cache: {e}', file=sys.stderr)
         return 2
     m = result.manifest
-    print(f'cached {m["num_samples"]} samples from {len(bags)} bags into {len(m["shards"])}'
-          f' shards in {result.seconds:.1f} s ({m["num_samples"] / max(result.seconds, 1e-9):.0f}'
-          f' samples/s)')
+    print(
+        f'cached {m["num_samples"]} samples from {len(bags)} bags into {len(m["shards"])}'
+        f' shards in {result.seconds:.1f} s ({m["num_samples"] / max(result.seconds, 1e-9):.0f}'
+        f' samples/s)'
+    )
     print(f'classes: {m["class_counts"]}')
     print(f'conditions: {m["condition_counts"]}')
     print(f'data hash: {m["data_hash"]}')

@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mm_fusion_ros.closed_loop import run_closed_loop_graph
     from mm_fusion_ros.report import print_closed_loop_report
+    from mm_fusion_ros.ros.closed_loop import run_closed_loop_graph
 
     result = run_closed_loop_graph(
         episodes=args.episodes,

@@ -18,8 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
     parser.add_argument('--compressed', action='store_true', help='JPEG CompressedImage')
     parser.add_argument('--duration', type=float, default=15.0, help='episode length [s]')
-    parser.add_argument('--ray', nargs='?', const='local', default=None, metavar='ADDRESS',
-                        help='record in parallel on Ray (local Ray without an address)')
+    parser.add_argument(
+        '--ray',
+        nargs='?',
+        const='local',
+        default=None,
+        metavar='ADDRESS',
+        help='record in parallel on Ray (local Ray without an address)',
+    )
 
 
 def bag_name(index: int, config: Any) -> str:
@@ -32,10 +38,19 @@ def record_episode(config: Any, path: str, storage: str, compressed: bool) -> di
     from mm_fusion_ros.data.cache import sim_episode_frames
     from mm_fusion_ros.sim.simulator import Simulator
 
-    stats = write_episode_bag(path, sim_episode_frames(Simulator(config)), config,
-                              storage=storage, compressed_images=compressed)
-    return {'path': str(stats.path), 'frames': stats.frames, 'bytes': stats.bytes,
-            'seconds': stats.seconds}
+    stats = write_episode_bag(
+        path,
+        sim_episode_frames(Simulator(config)),
+        config,
+        storage=storage,
+        compressed_images=compressed,
+    )
+    return {
+        'path': str(stats.path),
+        'frames': stats.frames,
+        'bytes': stats.bytes,
+        'seconds': stats.seconds,
+    }
 
 
 def _jobs(args: argparse.Namespace) -> list[tuple[Any, str]]:
@@ -65,8 +80,9 @@ def _ray(jobs: list[tuple[Any, str]], args: argparse.Namespace) -> list[dict[str
         ray.init(address=args.ray)
     try:
         task = ray.remote(record_episode)
-        pending = {task.remote(c, p, args.storage, args.compressed): i
-                   for i, (c, p) in enumerate(jobs)}
+        pending = {
+            task.remote(c, p, args.storage, args.compressed): i for i, (c, p) in enumerate(jobs)
+        }
         results: list[dict[str, Any] | None] = [None] * len(jobs)
         with tqdm(total=len(jobs), unit='bag', desc='record (ray)') as bar:
             while pending:
@@ -87,21 +103,29 @@ def run(args: argparse.Namespace) -> int:
         try:
             import ray  # noqa: F401
         except ImportError:
-            print('record: --ray needs Ray, which is not installed'
-                  " (pip install 'mm_fusion_ros[ray]' or pip install ray)", file=sys.stderr)
+            print(
+                'record: --ray needs Ray, which is not installed'
+                " (pip install 'mm_fusion_ros[ray]' or pip install ray)",
+                file=sys.stderr,
+            )
             return 2
     jobs = _jobs(args)
     existing = [p for _, p in jobs if Path(p).exists()]
     if existing:
-        print(f'record: {len(existing)} bag(s) already exist, e.g. {existing[0]};'
-              ' choose another --out or --seed', file=sys.stderr)
+        print(
+            f'record: {len(existing)} bag(s) already exist, e.g. {existing[0]};'
+            ' choose another --out or --seed',
+            file=sys.stderr,
+        )
         return 2
     Path(args.out).mkdir(parents=True, exist_ok=True)
     results = _ray(jobs, args) if args.ray is not None else _serial(jobs, args)
     frames = sum(r['frames'] for r in results)
     size = sum(r['bytes'] for r in results)
     seconds = sum(r['seconds'] for r in results)
-    print(f'recorded {len(results)} bags ({args.storage}) to {args.out}: {frames} frames,'
-          f' {size / 1e6:.1f} MB, {frames / max(seconds, 1e-9):.0f} frames/s'
-          ' (simulate + encode + write)')
+    print(
+        f'recorded {len(results)} bags ({args.storage}) to {args.out}: {frames} frames,'
+        f' {size / 1e6:.1f} MB, {frames / max(seconds, 1e-9):.0f} frames/s'
+        ' (simulate + encode + write)'
+    )
     return 0

@@ -29,6 +29,12 @@ TENSOR_KEYS = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offset
                'target_accel', 'ttc', 'episode', 'stamp_ns')
 
 
+ARRAY_KEYS = (
+    'image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'action',
+    'target_accel', 'ttc', 'episode', 'stamp_ns',
+)
+
+
 class FusionCacheDataset(Dataset):
     """Samples of a cache directory (see `mm_fusion_ros.data.cache` for the format)."""
 
@@ -86,23 +92,31 @@ class FusionCacheDataset(Dataset):
         return {k: shard[k][j].item() for k in ('scenario', 'condition', 'seed', 'episode',
                                                   'stamp_ns')}
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def arrays(self, index: int) -> dict[str, Any]:
+        """One sample as numpy views (HWC image) plus its scenario and condition strings."""
         s, j = self.locate(int(index))
         shard = self._shard(s)
-        image = shard['image'][j]
+        sample = {k: shard[k][j] for k in ARRAY_KEYS}
+        sample['scenario'] = str(shard['scenario'][j])
+        sample['condition'] = str(shard['condition'][j])
+        return sample
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        a = self.arrays(index)
+        image = a['image']
         if self.layout == 'chw':
             image = image.transpose(2, 0, 1)
         return {
             'image': torch.from_numpy(np.ascontiguousarray(image)),
-            'radar_points': torch.from_numpy(shard['radar_points'][j].astype(np.float32)),
-            'point_mask': torch.from_numpy(shard['point_mask'][j].copy()),
-            'frame_mask': torch.from_numpy(shard['frame_mask'][j].copy()),
-            'time_offsets': torch.from_numpy(shard['time_offsets'][j].copy()),
-            'action': torch.tensor(int(shard['action'][j]), dtype=torch.int64),
-            'target_accel': torch.tensor(float(shard['target_accel'][j]), dtype=torch.float32),
-            'ttc': torch.tensor(float(shard['ttc'][j]), dtype=torch.float32),
-            'episode': torch.tensor(int(shard['episode'][j]), dtype=torch.int32),
-            'stamp_ns': torch.tensor(int(shard['stamp_ns'][j]), dtype=torch.int64),
+            'radar_points': torch.from_numpy(a['radar_points'].astype(np.float32)),
+            'point_mask': torch.from_numpy(a['point_mask'].copy()),
+            'frame_mask': torch.from_numpy(a['frame_mask'].copy()),
+            'time_offsets': torch.from_numpy(a['time_offsets'].copy()),
+            'action': torch.tensor(int(a['action']), dtype=torch.int64),
+            'target_accel': torch.tensor(float(a['target_accel']), dtype=torch.float32),
+            'ttc': torch.tensor(float(a['ttc']), dtype=torch.float32),
+            'episode': torch.tensor(int(a['episode']), dtype=torch.int32),
+            'stamp_ns': torch.tensor(int(a['stamp_ns']), dtype=torch.int64),
         }
 
 

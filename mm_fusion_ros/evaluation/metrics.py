@@ -12,9 +12,9 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     """(C, C) int64 counts, rows = truth, columns = prediction."""
     y_true = np.asarray(y_true, np.int64)
     y_pred = np.asarray(y_pred, np.int64)
-    return np.bincount(
-        y_true * num_classes + y_pred, minlength=num_classes * num_classes
-    ).reshape(num_classes, num_classes)
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
 @dataclass
@@ -74,8 +74,15 @@ def plot_confusion_matrix(report: ClassificationReport, path: str, title: str = 
     ax.set_yticks(range(len(report.labels)), report.labels)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, f'{int(cm[i, j])}', ha='center', va='center',
-                    color='white' if norm[i, j] > 0.5 else 'black', fontsize=8)
+            ax.text(
+                j,
+                i,
+                f'{int(cm[i, j])}',
+                ha='center',
+                va='center',
+                color='white' if norm[i, j] > 0.5 else 'black',
+                fontsize=8,
+            )
     ax.set_xlabel('predicted')
     ax.set_ylabel('expert')
     ax.set_title(title or f'accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f}')

@@ -90,6 +90,7 @@ class FusionNode(Node):
         path = checkpoint or str(default_checkpoint())
         # A bad checkpoint is a configuration error: raise (main() exits non-zero).
         self._predictor = FusionPredictor.from_checkpoint(path, device=device, num_threads=threads)
+        self._predictor.warmup()  # first-call costs (ONNX export, kernels) before real frames
         if self._predictor.device_fallback:
             self.get_logger().warning(
                 f'device {device!r} unavailable, running on {self._predictor.device}'
@@ -103,7 +104,8 @@ class FusionNode(Node):
             ),
         )
         self.get_logger().info(
-            f'model {path} on {self._predictor.device}; radar preset {preset!r}; '
+            f'model {path} on {self._predictor.device} ({self._predictor.backend}); '
+            f'radar preset {preset!r}; '
             f'camera {transport}'
         )
 

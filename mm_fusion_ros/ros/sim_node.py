@@ -122,7 +122,7 @@ class SimNode(Node):
         self._base_ns = 0 if self._publish_clock else self.get_clock().now().nanoseconds
         self._episode_start_ns = self._base_ns
         self._waiting_since = None
-        self._next_episode()
+        self._started = False
         dt = self._plan[0].dt
         if self._lockstep:
             self.create_timer(0.01, self._on_lockstep_timeout, clock=_wall_clock())
@@ -169,7 +169,24 @@ class SimNode(Node):
         ):
             self._step(decision)
 
+    def _consumers_ready(self) -> bool:
+        decision_topic = self.resolve_topic_name('~/input/decision')
+        return (
+            self._image_pub.get_subscription_count() > 0
+            and self._radar_pub.get_subscription_count() > 0
+            and self.count_publishers(decision_topic) > 0
+        )
+
+    def _start_when_ready(self) -> bool:
+        """Lockstep starts once the graph is connected; real time starts at once."""
+        if not self._started and (not self._lockstep or self._consumers_ready()):
+            self._started = True
+            self._next_episode()
+        return self._started
+
     def _on_lockstep_timeout(self) -> None:
+        if not self._start_when_ready():
+            return
         if self._frame is None or self._waiting_since is None:
             return
         waited = (self.get_clock_wall_ns() - self._waiting_since) / NS
@@ -182,7 +199,7 @@ class SimNode(Node):
             self._step(None)
 
     def _on_tick(self) -> None:
-        if self._frame is not None:
+        if self._start_when_ready() and self._frame is not None:
             self._step(self._latest)
 
     def _step(self, decision: Decision | None) -> None:

@@ -1,0 +1,173 @@
+"""End-to-end latency of the real node graph over DDS: camera publish -> final decision.
+
+Starts `mm-fusion up fusion` (fusion_node + decision_node, one process) as a subprocess, then
+this process publishes 20 Hz camera (rgb8, sim frames) + 20 Hz radar for --seconds and records
+the raw and final decisions. Prints publish->decision p50/p99, the fusion node's own
+arrival->publish latency and model time (from its diagnostics), drops, and the node overhead
+relative to the model forward time.
+
+    python bench/e2e_latency.py --seconds 60 [--executor single|events|multi] [--checkpoint X]
+"""
+
+import argparse
+import array
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, PointCloud2
+from std_msgs.msg import Header
+
+from mm_fusion_ros.dds_env import apply_local_dds_env, random_domain_id
+from mm_fusion_ros.graph import CAMERA_IMAGE, DECISION, RADAR_POINTS, RAW_DECISION
+from mm_fusion_ros.ros.messages import DrivingDecision
+from mm_fusion_ros.ros.time import stamp_to_ns
+from mm_fusion_ros.sensors.pointcloud import create_cloud
+from mm_fusion_ros.sensors.radar_presets import load_preset
+from mm_fusion_ros.sim.scenarios import scenario_mix
+from mm_fusion_ros.sim.simulator import Simulator
+
+
+def sim_frames(count: int):
+    """Pre-rendered (rgb, radar) pairs so the publisher costs nothing during the run."""
+    frames = []
+    for config in scenario_mix(4, seed=910_000, duration=count / 20 / 4 + 1):
+        sim = Simulator(config)
+        frame = sim.reset()
+        while not frame.done and len(frames) < count:
+            frames.append((frame.rgb, frame.radar if frame.radar is not None else None))
+            frame = sim.step(frame.label)
+    return frames
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--seconds', type=float, default=60.0)
+    parser.add_argument('--rate', type=float, default=20.0)
+    parser.add_argument('--executor', default='single', choices=('single', 'events', 'multi'))
+    parser.add_argument('--checkpoint', default=None)
+    args = parser.parse_args()
+
+    env = apply_local_dds_env(dict(os.environ), override=True)
+    env.setdefault('ROS_DOMAIN_ID', str(random_domain_id()))
+    os.environ.update(env)
+    cmd = [
+        sys.executable,
+        '-m',
+        'mm_fusion_ros.cli',
+        'up',
+        'fusion',
+        '--device',
+        'cpu',
+        '--executor',
+        args.executor,
+    ]
+    if args.checkpoint:
+        cmd += ['--checkpoint', args.checkpoint]
+    graph = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    n = int(args.seconds * args.rate)
+    frames = sim_frames(min(n, 600))
+    fields = load_preset('sim').layout_fields()
+    rclpy.init()
+    node = rclpy.create_node('e2e_latency_bench')
+    image_pub = node.create_publisher(Image, CAMERA_IMAGE, qos_profile_sensor_data)
+    radar_pub = node.create_publisher(PointCloud2, RADAR_POINTS, qos_profile_sensor_data)
+    raw_rx, final_rx, diags = {}, {}, []
+    node.create_subscription(
+        DrivingDecision,
+        RAW_DECISION,
+        lambda m: raw_rx.setdefault(stamp_to_ns(m.header.stamp), time.time_ns()),
+        100,
+    )
+    node.create_subscription(
+        DrivingDecision,
+        DECISION,
+        lambda m: final_rx.setdefault(stamp_to_ns(m.header.stamp), time.time_ns()),
+        100,
+    )
+    node.create_subscription(DiagnosticArray, '/diagnostics', diags.append, 100)
+
+    deadline = time.monotonic() + 60
+    while (
+        image_pub.get_subscription_count() == 0 or node.count_publishers(DECISION) == 0
+    ) and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    time.sleep(1.0)  # let the graph finish discovery
+
+    sent = []
+    period = 1.0 / args.rate
+    start = time.monotonic()
+    for i in range(n):
+        target = start + i * period
+        while time.monotonic() < target:
+            rclpy.spin_once(node, timeout_sec=max(0.0, target - time.monotonic()))
+        rgb, radar = frames[i % len(frames)]
+        stamp_ns = time.time_ns()
+        header = Header(frame_id='radar')
+        header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        pts = radar[:, :5] if radar is not None else np.zeros((0, 5), np.float32)
+        radar_pub.publish(create_cloud(header, fields, pts))
+        data = array.array('B')
+        data.frombytes(rgb.tobytes())
+        image = Image(
+            height=rgb.shape[0],
+            width=rgb.shape[1],
+            encoding='rgb8',
+            step=rgb.shape[1] * 3,
+            data=data,
+        )
+        image.header.stamp = header.stamp
+        image.header.frame_id = 'camera'
+        image_pub.publish(image)
+        sent.append(stamp_ns)
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+    graph.send_signal(signal.SIGINT)
+    try:
+        graph.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        graph.kill()
+
+    raw = np.array([(raw_rx[s] - s) / 1e6 for s in sent if s in raw_rx])
+    final = np.array([(final_rx[s] - s) / 1e6 for s in sent if s in final_rx])
+    status = {}
+    for d in diags:
+        for st in d.status:
+            if st.name == 'mm_fusion_ros: fusion_node':
+                status = {kv.key: kv.value for kv in st.values}
+    print(
+        f'graph: fusion_node + decision_node, executor={args.executor}, '
+        f'{len(sent)} frames at {args.rate:.0f} Hz over {args.seconds:.0f} s'
+    )
+    for name, lat in (('publish -> raw decision', raw), ('publish -> final decision', final)):
+        if lat.size:
+            print(
+                f'  {name:28s} p50 {np.percentile(lat, 50):6.2f} ms  '
+                f'p99 {np.percentile(lat, 99):6.2f} ms  ({lat.size}/{len(sent)} frames)'
+            )
+    if status:
+        lat50, lat99 = float(status['latency_p50_ms']), float(status['latency_p99_ms'])
+        fwd50, fwd99 = float(status['forward_p50_ms']), float(status['forward_p99_ms'])
+        print(f'  fusion_node arrival->publish p50 {lat50:.2f} ms  p99 {lat99:.2f} ms')
+        print(f'  model predict()               p50 {fwd50:.2f} ms  p99 {fwd99:.2f} ms')
+        print(f'  node overhead / model time (p50): {(lat50 - fwd50) / fwd50:.2%}')
+        print(
+            f'  drops {status["dropped"]}, decisions {status["decisions"]}, '
+            f'camera frames {status["camera_frames"]}, degraded {status["degraded"]}'
+        )
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""Training configuration (loaded from YAML, see config/train.yaml)."""
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class TrainConfig:
+    train_cache: str = 'data/cache/train'  # directory of cache shards (mm-fusion cache/record)
+    val_cache: str = 'data/cache/val'
+    out_dir: str = 'runs/fusion'
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 2e-3  # peak AdamW learning rate (one-cycle schedule)
+    weight_decay: float = 0.05
+    seed: int = 0
+    num_threads: int = 2  # torch CPU threads per process
+    num_workers: int = 0  # DataLoader workers
+    class_weighting: str = 'sqrt_inverse'  # 'none' | 'sqrt_inverse' | 'inverse'
+    modality: str = 'fused'  # train a 'camera' or 'radar'-only model for the ablation
+    max_train_samples: int = 0  # 0 = all
+    device: str = 'auto'
+    model: dict[str, Any] = field(default_factory=dict)  # FusionModelConfig overrides
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> 'TrainConfig':
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f'unknown training options in {path}: {sorted(unknown)}')
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)

@@ -1,0 +1,283 @@
+"""Training loop: AdamW + one-cycle, class-weighted loss, validation every epoch, best checkpoint.
+
+Started as `torchrun --nproc-per-node N -m mm_fusion_ros.train ...` (or `mm-fusion train` under
+torchrun) it runs DistributedDataParallel: gloo on CPU, nccl on CUDA; rank 0 validates, writes
+the checkpoint, metrics JSON and plots. Preprocessing is `model.preprocess.prepare_batch`, the
+same function the predictor uses at inference, so training and deployment see identical inputs.
+"""
+
+from collections.abc import Sequence
+import json
+import logging
+import math
+import os
+from pathlib import Path
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
+
+from mm_fusion_ros.evaluation.metrics import classification_report, plot_confusion_matrix
+from mm_fusion_ros.model.checkpoint import save_checkpoint
+from mm_fusion_ros.model.config import FusionModelConfig
+from mm_fusion_ros.model.fusion import FusionModel
+from mm_fusion_ros.model.predictor import resolve_device
+from mm_fusion_ros.model.preprocess import prepare_batch
+from mm_fusion_ros.sensors.radar_sequence import RadarSequence
+from mm_fusion_ros.train.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+def collate(samples: Sequence[dict[str, Any]], config: FusionModelConfig) -> dict[str, Any]:
+    """Cache samples -> model input tensors + targets (numpy preprocessing, as at inference)."""
+    rgbs = [s['image'] for s in samples]
+    seqs = [
+        RadarSequence(s['radar_points'], s['point_mask'], s['frame_mask'], s['time_offsets'])
+        for s in samples
+    ]
+    inputs = prepare_batch(rgbs, seqs, config)
+    batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.as_dict().items()}
+    batch['action'] = torch.tensor([int(s['action']) for s in samples], dtype=torch.int64)
+    batch['target_accel'] = torch.tensor(
+        [float(s['target_accel']) for s in samples], dtype=torch.float32
+    )
+    ttc = torch.tensor([float(s['ttc']) for s in samples], dtype=torch.float32)
+    batch['ttc'] = ttc
+    batch['ttc_valid'] = torch.isfinite(ttc) & (ttc <= config.ttc_max)
+    batch['condition'] = [str(s.get('condition', '')) for s in samples]
+    return batch
+
+
+INPUTS = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets')
+
+
+def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
+    if mode == 'none':
+        return None
+    freq = np.maximum(counts.astype(float), 1.0) / max(counts.sum(), 1)
+    w = 1.0 / freq if mode == 'inverse' else 1.0 / np.sqrt(freq)
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+class _Distributed:
+    """torchrun environment (WORLD_SIZE/RANK/LOCAL_RANK) or a single process."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.world = int(os.environ.get('WORLD_SIZE', '1'))
+        self.rank = int(os.environ.get('RANK', '0'))
+        self.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+        self.device = device
+        if self.world > 1:
+            if device.type == 'cuda':
+                self.device = torch.device('cuda', self.local_rank)
+                torch.cuda.set_device(self.device)
+            dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module, loader: DataLoader, device: torch.device, modality: str = 'fused'
+) -> dict[str, Any]:
+    """Predictions over a loader -> report overall and per condition."""
+    model.eval()
+    y_true, y_pred, conditions, accel_err = [], [], [], []
+    for batch in loader:
+        out = model(*(batch[k].to(device) for k in INPUTS), modality=modality)
+        y_true.append(batch['action'].numpy())
+        y_pred.append(out.logits.argmax(-1).cpu().numpy())
+        accel_err.append((out.accel.float().cpu() - batch['target_accel']).abs().numpy())
+        conditions += batch['condition']
+    y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
+    conditions = np.asarray(conditions)
+    report = classification_report(y_true, y_pred)
+    per_condition = {
+        c: classification_report(y_true[conditions == c], y_pred[conditions == c]).macro_f1
+        for c in sorted(set(conditions.tolist()))
+    }
+    return {
+        'report': report,
+        'macro_f1': report.macro_f1,
+        'accuracy': report.accuracy,
+        'accel_mae': float(np.concatenate(accel_err).mean()),
+        'per_condition_macro_f1': per_condition,
+        'y_true': y_true,
+        'y_pred': y_pred,
+        'conditions': conditions,
+    }
+
+
+def train(
+    config: TrainConfig,
+    train_set: Dataset,
+    val_set: Dataset,
+    data_hash: str = '',
+    class_counts: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Train; returns the best validation metrics. Writes into config.out_dir (rank 0)."""
+    device, _ = resolve_device(config.device)
+    ddp = _Distributed(device)
+    device = ddp.device
+    torch.manual_seed(config.seed + ddp.rank)
+    np.random.seed(config.seed + ddp.rank)
+    if device.type == 'cpu':
+        torch.set_num_threads(config.num_threads)
+    model_cfg = FusionModelConfig.from_dict(config.model) if config.model else FusionModelConfig()
+    model = FusionModel(model_cfg).to(device)
+    # Missing-modality tokens are unused in some batches.
+    net = (
+        nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+        if ddp.world > 1
+        else model
+    )
+
+    if config.max_train_samples and len(train_set) > config.max_train_samples:
+        idx = np.random.default_rng(config.seed).choice(
+            len(train_set), config.max_train_samples, replace=False
+        )
+        train_set = Subset(train_set, np.sort(idx).tolist())
+    generator = torch.Generator().manual_seed(config.seed)
+    sampler = (
+        DistributedSampler(train_set, ddp.world, ddp.rank, shuffle=True, seed=config.seed)
+        if ddp.world > 1
+        else RandomSampler(train_set, generator=generator)
+    )
+    collate_fn = _Collate(model_cfg)
+    train_loader = DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        collate_fn=collate_fn,
+        num_workers=config.num_workers,
+        drop_last=True,
+        persistent_workers=config.num_workers > 0,
+    )
+    val_loader = DataLoader(
+        val_set,
+        batch_size=2 * config.batch_size,
+        shuffle=False,
+        collate_fn=collate_fn,
+        num_workers=config.num_workers,
+    )
+
+    weights = None
+    if class_counts is not None:
+        weights = class_weights(np.asarray(class_counts), config.class_weighting)
+        weights = None if weights is None else weights.to(device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = max(1, config.epochs * len(train_loader))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.15
+    )
+
+    out_dir = Path(config.out_dir)
+    if ddp.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    history, best = [], {'macro_f1': -math.inf}
+    progress = _progress(ddp.main)
+    for epoch in range(config.epochs):
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
+        net.train()
+        start, total, seen = time.perf_counter(), 0.0, 0
+        bar = progress(train_loader, desc=f'epoch {epoch + 1}/{config.epochs}')
+        for batch in bar:
+            out = net(*(batch[k].to(device) for k in INPUTS), modality=config.modality)
+            terms = model.loss(
+                out,
+                batch['action'].to(device),
+                batch['target_accel'].to(device),
+                batch['ttc'].to(device),
+                batch['ttc_valid'].to(device),
+                class_weights=weights,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            total += float(terms.total) * len(batch['action'])
+            seen += len(batch['action'])
+            if hasattr(bar, 'set_postfix'):
+                bar.set_postfix(loss=f'{total / seen:.3f}')
+        ddp.barrier()
+        if not ddp.main:
+            continue
+        val = evaluate(model, val_loader, device, config.modality)
+        row = {
+            'epoch': epoch + 1,
+            'train_loss': total / max(seen, 1),
+            'val_macro_f1': val['macro_f1'],
+            'val_accuracy': val['accuracy'],
+            'val_accel_mae': val['accel_mae'],
+            'epoch_s': time.perf_counter() - start,
+        }
+        history.append(row)
+        logger.info('epoch %d: %s', epoch + 1, json.dumps(row))
+        print(json.dumps(row), flush=True)
+        if val['macro_f1'] > best['macro_f1']:
+            best = {k: v for k, v in val.items() if k not in ('y_true', 'y_pred', 'conditions')}
+            best['epoch'] = epoch + 1
+            save_checkpoint(
+                model,
+                out_dir / 'best.pt',
+                training_data_hash=data_hash,
+                metadata={
+                    'epoch': epoch + 1,
+                    'val_macro_f1': val['macro_f1'],
+                    'modality': config.modality,
+                    'seed': config.seed,
+                    'train_samples': len(train_set),
+                    'world_size': ddp.world,
+                },
+            )
+            plot_confusion_matrix(val['report'], str(out_dir / 'confusion_matrix.png'))
+    if ddp.main:
+        summary = {
+            'best_epoch': best.get('epoch'),
+            'best_val_macro_f1': best['macro_f1'],
+            'best_val_accuracy': best.get('accuracy'),
+            'best_per_condition_macro_f1': best.get('per_condition_macro_f1'),
+            'best_report': best['report'].to_dict() if 'report' in best else None,
+            'history': history,
+            'training_data_hash': data_hash,
+            'config': config.__dict__,
+        }
+        (out_dir / 'metrics.json').write_text(json.dumps(summary, indent=2))
+    ddp.barrier()
+    ddp.close()
+    return best
+
+
+class _Collate:
+    """Picklable collate (DataLoader workers)."""
+
+    def __init__(self, config: FusionModelConfig) -> None:
+        self.config = config
+
+    def __call__(self, samples):
+        return collate(samples, self.config)
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return lambda it, **_: it
+    from tqdm import tqdm
+
+    return lambda it, **kw: tqdm(it, leave=False, dynamic_ncols=True, **kw)
