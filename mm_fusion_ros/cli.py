@@ -16,6 +16,11 @@ COMMANDS = {
     'cache': ('mm_fusion_ros.commands.cache', 'bags -> sharded .npz training cache'),
     'dataset': ('mm_fusion_ros.commands.dataset', 'simulator -> train/val training caches'),
     'train': ('mm_fusion_ros.commands.train', 'train the fusion model (torchrun-aware)'),
+    'ablation': ('mm_fusion_ros.commands.ablation', 'fused vs single-modality macro-F1'),
+    'closed-loop': (
+        'mm_fusion_ros.commands.closed_loop',
+        'model drives held-out scenarios (no ROS); vs expert and single modalities',
+    ),
 }
 
 
