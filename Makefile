@@ -12,7 +12,7 @@ STAMP := $(VENV)/.mm_fusion_installed
 # DDS traffic of tests, benchmarks and the demo stays on this machine.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: all venv demo test lint bench colcon-build system-deps clean
+.PHONY: all venv demo test lint bench colcon-build checkpoint system-deps clean
 
 all: venv
 
@@ -55,6 +55,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Reproduce the shipped checkpoint: simulate the data, train, copy the best epoch into the
+# package (about 30 min on 2 CPU cores).
+checkpoint: $(STAMP)
+	$(VENV)/bin/mm-fusion dataset --out data/cache
+	$(VENV)/bin/mm-fusion train --config config/train.yaml --out-dir runs/fusion
+	cp runs/fusion/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
 
 # The distro path, tried with colcon from PyPI against the wheels' prefix.
 colcon-build: $(STAMP)

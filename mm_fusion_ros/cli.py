@@ -3,6 +3,7 @@
 import argparse
 from collections.abc import Sequence
 import importlib
+import sys
 
 # Sub-command -> module with `add_arguments(parser)` and `run(args) -> int`. Modules are
 # imported only when their command runs, so `mm-fusion eval` never pays for rclpy.
@@ -24,15 +25,17 @@ COMMANDS = {
 }
 
 
-def build_parser(commands: dict[str, tuple[str, str]] | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the chosen command's module is imported (and can fail to import)."""
     parser = argparse.ArgumentParser(prog='mm-fusion', description=__doc__)
     parser.add_argument('--version', action='version', version=_version())
-    sub = parser.add_subparsers(dest='command', required=True)
-    for name, (module, help_text) in (commands or COMMANDS).items():
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for name, (module, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        mod = importlib.import_module(module)
-        mod.add_arguments(sub_parser)
-        sub_parser.set_defaults(run=mod.run)
+        if name == command:
+            mod = importlib.import_module(module)
+            mod.add_arguments(sub_parser)
+            sub_parser.set_defaults(run=mod.run)
     return parser
 
 
@@ -43,7 +46,9 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith('-')), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     return int(args.run(args) or 0)
 
 

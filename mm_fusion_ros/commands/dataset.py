@@ -12,7 +12,7 @@ VAL_SEED = 500_000  # held-out scenario seeds; closed-loop evaluation uses 900_0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', default='data/cache', help='writes OUT/train and OUT/val')
-    parser.add_argument('--train-episodes', type=int, default=432)
+    parser.add_argument('--train-episodes', type=int, default=324)
     parser.add_argument('--val-episodes', type=int, default=108)
     parser.add_argument('--duration', type=float, default=15.0, help='episode length [s]')
     parser.add_argument('--frame-stride', type=int, default=4, help='keep every k-th frame')

@@ -10,11 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mm_fusion_ros.evaluation.metrics import classification_report
-from mm_fusion_ros.sim.conditions import Condition
+from mm_fusion_ros.sim.conditions import CAMERA_DEGRADED, RADAR_DEGRADED, Condition
 
 MODALITIES = ('fused', 'camera', 'radar')
-CAMERA_DEGRADED = ('rain', 'fog', 'night', 'glare')
-RADAR_DEGRADED = ('radar_clutter', 'radar_ghosts', 'radar_dropout')
 
 
 @dataclass
@@ -59,8 +57,8 @@ def summarize_ablation(
     rows: dict[str, np.ndarray] = {'all': np.ones(len(y_true), bool)}
     for c in Condition:
         rows[c.value] = conditions == c.value
-    rows['camera_degraded'] = np.isin(conditions, CAMERA_DEGRADED)
-    rows['radar_degraded'] = np.isin(conditions, RADAR_DEGRADED)
+    rows['camera_degraded'] = np.isin(conditions, [c.value for c in CAMERA_DEGRADED])
+    rows['radar_degraded'] = np.isin(conditions, [c.value for c in RADAR_DEGRADED])
     rows['degraded'] = rows['camera_degraded'] | rows['radar_degraded']
     rows = {k: v for k, v in rows.items() if v.any()}
     f1 = {m: {} for m in preds}

@@ -12,7 +12,7 @@ class TrainConfig:
     train_cache: str = 'data/cache/train'  # directory of cache shards (mm-fusion cache/record)
     val_cache: str = 'data/cache/val'
     out_dir: str = 'runs/fusion'
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 64
     lr: float = 2e-3  # peak AdamW learning rate (one-cycle schedule)
     weight_decay: float = 0.05
