@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     )
     data = open_training_data(config)
     best = train(config, data.train, data.val, data.data_hash, data.class_counts)
+    if 'report' not in best:
+        return 0  # not rank 0 under torchrun: rank 0 validates and reports
     print(
         f'best val macro-F1 {best["macro_f1"]:.4f} (epoch {best.get("epoch")}); '
         f'checkpoint {config.out_dir}/best.pt'

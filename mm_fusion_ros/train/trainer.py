@@ -212,7 +212,7 @@ def train(
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimizer.step()
             scheduler.step()
-            total += float(terms.total) * len(batch['action'])
+            total += terms.total.detach().item() * len(batch['action'])
             seen += len(batch['action'])
             if hasattr(bar, 'set_postfix'):
                 bar.set_postfix(loss=f'{total / seen:.3f}')
@@ -229,8 +229,7 @@ def train(
             'epoch_s': time.perf_counter() - start,
         }
         history.append(row)
-        logger.info('epoch %d: %s', epoch + 1, json.dumps(row))
-        print(json.dumps(row), flush=True)
+        logger.info('%s', json.dumps(row))
         if val['macro_f1'] > best['macro_f1']:
             best = {k: v for k, v in val.items() if k not in ('y_true', 'y_pred', 'conditions')}
             best['epoch'] = epoch + 1
