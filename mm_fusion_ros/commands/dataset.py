@@ -1,23 +1,29 @@
-"""`mm-fusion dataset`: simulator episodes -> training and held-out validation caches.
+"""`mm-fusion dataset`: simulator episodes -> training, validation and test caches.
 
-Training and validation episodes come from disjoint seed ranges. The same cache comes out of
+Training, validation (model selection) and test (reported figures) episodes come from
+disjoint seed ranges. The same cache comes out of
 `mm-fusion record` + `mm-fusion cache` (through bags); this skips writing bags.
 """
 
 import argparse
 
 TRAIN_SEED = 0
-VAL_SEED = 500_000  # held-out scenario seeds; closed-loop evaluation uses 900_000+
+VAL_SEED = 500_000  # held-out: best-epoch selection
+TEST_SEED = 700_000  # held-out: reported figures; closed-loop evaluation uses 900_000+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--out', default='data/cache', help='writes OUT/train and OUT/val')
+    parser.add_argument('--out', default='data/cache', help='writes OUT/train, OUT/val, OUT/test')
     parser.add_argument('--train-episodes', type=int, default=324)
     parser.add_argument('--val-episodes', type=int, default=108)
+    parser.add_argument('--test-episodes', type=int, default=108)
     parser.add_argument('--duration', type=float, default=15.0, help='episode length [s]')
     parser.add_argument('--frame-stride', type=int, default=4, help='keep every k-th frame')
     parser.add_argument('--train-seed', type=int, default=TRAIN_SEED)
     parser.add_argument('--val-seed', type=int, default=VAL_SEED)
+    parser.add_argument('--test-seed', type=int, default=TEST_SEED)
+    parser.add_argument(
+        '--splits', default='train,val,test', help='comma list of the splits to build')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,13 +32,21 @@ def run(args: argparse.Namespace) -> int:
     from mm_fusion_ros.data.cache import CacheConfig, build_cache_from_sim
     from mm_fusion_ros.sim.scenarios import scenario_mix
 
-    if args.train_seed + args.train_episodes > args.val_seed:
-        raise SystemExit('training seeds would overlap the validation seeds')
+    ranges = sorted([
+        (args.train_seed, args.train_episodes), (args.val_seed, args.val_episodes),
+        (args.test_seed, args.test_episodes),
+    ])
+    if any(a + n > b for (a, n), (b, _) in zip(ranges, ranges[1:], strict=False)):
+        raise SystemExit('train, val and test seed ranges overlap')
     config = CacheConfig(frame_stride=args.frame_stride)
+    wanted = {s.strip() for s in args.splits.split(',')}
     for split, episodes, seed in (
         ('train', args.train_episodes, args.train_seed),
         ('val', args.val_episodes, args.val_seed),
+        ('test', args.test_episodes, args.test_seed),
     ):
+        if split not in wanted:
+            continue
         result = build_cache_from_sim(
             scenario_mix(episodes, seed=seed, duration=args.duration),
             Path(args.out) / split,

@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--max-train-samples', type=int, default=None)
     parser.add_argument('--num-threads', type=int, default=None)
     parser.add_argument('--device', default=None)
+    parser.add_argument('--init-checkpoint', default=None, help='start from these weights')
 
 
 def run(args: argparse.Namespace) -> int:

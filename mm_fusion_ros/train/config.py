@@ -23,6 +23,7 @@ class TrainConfig:
     modality: str = 'fused'  # train a 'camera' or 'radar'-only model for the ablation
     max_train_samples: int = 0  # 0 = all
     device: str = 'auto'
+    init_checkpoint: str = ''  # start from these weights (a second, lower-LR stage)
     model: dict[str, Any] = field(default_factory=dict)  # FusionModelConfig overrides
 
     @classmethod

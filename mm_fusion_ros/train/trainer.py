@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from mm_fusion_ros.evaluation.metrics import classification_report, plot_confusion_matrix
-from mm_fusion_ros.model.checkpoint import save_checkpoint
+from mm_fusion_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from mm_fusion_ros.model.config import FusionModelConfig
 from mm_fusion_ros.model.fusion import FusionModel
 from mm_fusion_ros.model.predictor import resolve_device
@@ -138,8 +138,15 @@ def train(
     np.random.seed(config.seed + ddp.rank)
     if device.type == 'cpu':
         torch.set_num_threads(config.num_threads)
-    model_cfg = FusionModelConfig.from_dict(config.model) if config.model else FusionModelConfig()
-    model = FusionModel(model_cfg).to(device)
+    if config.init_checkpoint:
+        model, _ = load_checkpoint(config.init_checkpoint)
+        model_cfg = model.config
+    else:
+        model_cfg = (
+            FusionModelConfig.from_dict(config.model) if config.model else FusionModelConfig()
+        )
+        model = FusionModel(model_cfg)
+    model = model.to(device)
     # Missing-modality tokens are unused in some batches.
     net = (
         nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
