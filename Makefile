@@ -57,7 +57,7 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # Reproduce the shipped checkpoint: simulate the data, train in two stages (the second at a
-# lower learning rate), copy the best epoch into the package (about an hour on 2 CPU cores).
+# lower learning rate), copy the best epoch into the package (about 45 min on 2 CPU cores).
 checkpoint: $(STAMP)
 	$(VENV)/bin/mm-fusion dataset --out data/cache
 	$(VENV)/bin/mm-fusion train --config config/train.yaml

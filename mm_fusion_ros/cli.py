@@ -22,6 +22,10 @@ COMMANDS = {
         'mm_fusion_ros.commands.closed_loop',
         'model drives held-out scenarios (no ROS); vs expert and single modalities',
     ),
+    'eval': (
+        'mm_fusion_ros.commands.eval',
+        'evaluate on recorded bags (offline replay or online through the nodes), with reports',
+    ),
 }
 
 

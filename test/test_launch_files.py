@@ -63,11 +63,10 @@ def test_graph_nodes_have_console_scripts_configs_and_classes():
 def test_params_files_are_ros_parameter_files():
     import yaml
 
-    for path in (REPO / 'config').glob('*.yaml'):
-        data = yaml.safe_load(path.read_text())
-        if path.name == 'train.yaml':
-            continue
-        assert list(data) == ['/**'] and 'ros__parameters' in data['/**'], path.name
+    params_files = {spec.params_file for graph in GRAPHS.values() for spec in graph}
+    for name in params_files:
+        data = yaml.safe_load((REPO / 'config' / name).read_text())
+        assert list(data) == ['/**'] and 'ros__parameters' in data['/**'], name
 
 
 def test_launch_descriptions_build_when_launch_ros_is_installed():

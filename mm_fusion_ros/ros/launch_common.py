@@ -5,9 +5,10 @@ in-process runner (`mm-fusion up`) start the same nodes with the same parameters
 remappings.
 """
 
+from collections.abc import Sequence
 import os
 
-from launch import LaunchContext, LaunchDescription
+from launch import Action, LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -64,13 +65,24 @@ _NODE_PARAMS = {
 }
 
 
-def graph_launch_description(graph_name: str, local_dds: bool) -> LaunchDescription:
+def graph_launch_description(
+    graph_name: str,
+    local_dds: bool,
+    extra_actions: Sequence[Action] = (),
+    argument_defaults: dict[str, str] | None = None,
+) -> LaunchDescription:
     """LaunchDescription for one graph of `mm_fusion_ros.graph`.
 
     `local_dds` keeps DDS on this machine with a shared-memory segment large enough for camera
     frames (simulation, replay); a vehicle stack keeps its own transport settings.
+    `extra_actions` run beside the graph (e.g. the replay evaluator); `argument_defaults`
+    changes the defaults of ARGUMENTS (e.g. use_sim_time for bag replay).
     """
-    actions = [DeclareLaunchArgument(n, default_value=d, description=h) for n, d, h in ARGUMENTS]
+    defaults = dict(argument_defaults or {})
+    actions = [
+        DeclareLaunchArgument(n, default_value=defaults.get(n, d), description=h)
+        for n, d, h in ARGUMENTS
+    ]
     if local_dds:
         actions += [
             DeclareLaunchArgument(
@@ -84,4 +96,5 @@ def graph_launch_description(graph_name: str, local_dds: bool) -> LaunchDescript
             SetEnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST'),
         ]
     actions.append(OpaqueFunction(function=_nodes, args=[graph_name]))
+    actions += list(extra_actions)
     return LaunchDescription(actions)

@@ -1,0 +1,69 @@
+"""Bag-evaluation metrics on hand-built arrays: false-brake events per hour, EB recall."""
+
+import numpy as np
+import pytest
+
+from mm_fusion_ros.actions import Action
+from mm_fusion_ros.evaluation.replay import empty_frames
+from mm_fusion_ros.evaluation.replay_report import (
+    agreement,
+    compute_metrics,
+    false_brake_events,
+    recall_of,
+)
+
+C, F, S, EB = (int(Action.CRUISE), int(Action.FOLLOW), int(Action.STOP),
+               int(Action.EMERGENCY_BRAKE))
+
+
+def test_false_brake_events_count_onsets():
+    truth = np.array([C, C, C, C, F, F, S, C, C, C])
+    pred = np.array([S, EB, C, S, S, F, S, EB, C, C])
+    # runs of false brakes: frames 0-1, frames 3-4, frame 7 (frame 6 is a true stop)
+    assert false_brake_events(pred, truth) == 3
+
+
+def test_false_brake_runs_do_not_span_bags_or_unlabelled_frames():
+    truth = np.array([C, C, C, -1, C])
+    pred = np.array([S, S, S, S, S])
+    assert false_brake_events(pred, truth, bag=np.array([0, 0, 1, 1, 1])) == 3
+
+
+def test_metrics_per_hour_and_eb_recall():
+    n = 20
+    frames = empty_frames(n)
+    frames['stamp_ns'][:] = np.arange(n) * 50_000_000
+    frames['truth_action'][:] = C
+    frames['truth_action'][10:14] = EB
+    frames['action'][:] = C
+    frames['action'][10:13] = EB   # 3 of 4 EB frames caught
+    frames['action'][2:4] = S      # one false-brake event
+    frames['action'][6] = EB       # another
+    frames['latency_s'][:] = 0.01
+    m = compute_metrics(frames, duration_s=36.0)  # 0.01 h
+    gt = m['ground_truth']
+    assert gt['emergency_brake_recall'] == pytest.approx(0.75)
+    assert gt['false_brake_events'] == 2
+    assert gt['false_brake_per_hour'] == pytest.approx(200.0)
+    assert gt['accuracy'] == pytest.approx(16 / 20)
+    assert gt['per_class']['emergency_brake']['precision'] == pytest.approx(3 / 4)
+    assert m['latency']['median_ms'] == pytest.approx(10.0)
+    assert recall_of(frames['action'], frames['truth_action'], S) is None
+
+
+def test_agreement_matches_by_bag_and_stamp():
+    a, b = empty_frames(4), empty_frames(3)
+    a['stamp_ns'][:] = [1, 2, 3, 4]
+    a['action'][:] = [C, F, S, EB]
+    b['stamp_ns'][:] = [4, 2, 1]
+    b['action'][:] = [EB, C, C]
+    r = agreement(a, b)
+    assert r == {'frames': 4, 'same': 2, 'missing': 1, 'agreement': 0.5}
+
+
+def test_compare_checkpoint_agreement_without_truth():
+    frames = empty_frames(4)
+    frames['action'][:] = [C, C, F, S]
+    frames['compare_action'][:] = [C, F, F, S]
+    m = compute_metrics(frames, 1.0)
+    assert 'ground_truth' not in m and m['compare']['agreement'] == pytest.approx(0.75)
