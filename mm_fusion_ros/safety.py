@@ -50,11 +50,14 @@ def radar_time_to_collision(
     if points is None or len(points) == 0:
         return math.inf
     x, y, vr = points[:, 0], points[:, 1], points[:, 3]
-    rng = np.hypot(x, y)
-    sel = (x > min_range) & (np.abs(y) < corridor_half_width) & (vr < -0.1)
-    if not sel.any():
-        return math.inf
-    return float(np.min(rng[sel] / -vr[sel]))
+    with np.errstate(invalid='ignore', over='ignore'):
+        rng = np.hypot(x, y)
+        # NaN/inf rows (invalid detections) never count: an -inf velocity would read as TTC 0.
+        finite = np.isfinite(rng) & np.isfinite(vr)
+        sel = finite & (x > min_range) & (np.abs(y) < corridor_half_width) & (vr < -0.1)
+        if not sel.any():
+            return math.inf
+        return float(np.min(rng[sel] / -vr[sel]))
 
 
 class SafetyLayer:

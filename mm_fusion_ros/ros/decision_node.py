@@ -5,6 +5,8 @@ an AccelStamped command. A watchdog timer publishes a degraded fallback when the
 fusion output goes stale, so a dead sensor is never silent.
 """
 
+import math
+
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import AccelStamped
 import rclpy
@@ -132,7 +134,13 @@ class DecisionNode(Node):
         self._safety = SafetyLayer(config)
         self._radar_to_canonical = load_preset(preset).converter()
         self._last_now_ns = 0
-        self._counts = {'published': 0, 'fallback': 0, 'override': 0, 'radar_rejected': 0}
+        self._counts = {
+            'published': 0,
+            'fallback': 0,
+            'override': 0,
+            'radar_rejected': 0,
+            'decision_rejected': 0,
+        }
 
         self._decision_pub = self.create_publisher(DrivingDecision, '~/output/decision', 10)
         self._accel_pub = self.create_publisher(AccelStamped, '~/output/accel_cmd', 10)
@@ -179,7 +187,11 @@ class DecisionNode(Node):
         now = self._now_ns()
         try:
             decision = msg_to_decision(msg)
+            if not math.isfinite(decision.target_acceleration):
+                raise ValueError(f'target_acceleration is {decision.target_acceleration}')
         except ValueError as exc:
+            # Not taken as the model's output: the watchdog degrades if no valid one follows.
+            self._counts['decision_rejected'] += 1
             self.get_logger().warning(f'rejected fusion output: {exc}', throttle_duration_sec=1.0)
             return
         self._safety.on_model_decision(now, decision)

@@ -189,7 +189,7 @@ class FusionNode(Node):
             self._lock.notify_all()
 
     def _reset_history(self, why: str) -> None:
-        self.get_logger().warning(f'{why}: clearing radar history')
+        self.get_logger().warning(f'{why}: clearing radar history', throttle_duration_sec=1.0)
         self._counts['clock_resets'] += 1
         with self._lock:
             self._pipeline.reset()

@@ -16,6 +16,11 @@ class ImageDecodeError(ValueError):
     """An image message that cannot be decoded (unknown encoding, bad size, corrupt bytes)."""
 
 
+# A CompressedImage header may declare any size; larger frames are refused before decoding
+# (a 4K frame is 8.3 MP), so a tiny forged PNG/JPEG never allocates gigabytes.
+MAX_COMPRESSED_PIXELS = 64 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class _Encoding:
     channels: int
@@ -123,12 +128,16 @@ def _decode_compressed(msg: Any) -> np.ndarray:
     from PIL import UnidentifiedImageError
     try:
         with PilImage.open(io.BytesIO(buf.tobytes())) as img:
+            if img.width * img.height > MAX_COMPRESSED_PIXELS:
+                raise ImageDecodeError(
+                    f'CompressedImage ({fmt!r}) declares {img.width}x{img.height} pixels,'
+                    f' over the limit of {MAX_COMPRESSED_PIXELS}')
             img.load()
             if img.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
                 mono = _to_uint8(np.asarray(img).astype(np.uint16))
                 return np.repeat(mono[:, :, None], 3, axis=2)
             return np.asarray(img.convert('RGB'))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, PilImage.DecompressionBombError, OSError, SyntaxError) as e:
         raise ImageDecodeError(f'cannot decode CompressedImage ({fmt!r}): {e}') from e
 
 

@@ -124,7 +124,10 @@ def dtype_from_fields(
     spec: dict[str, Any] = {'names': names, 'formats': formats, 'offsets': offsets}
     if point_step is not None:
         spec['itemsize'] = int(point_step)
-    return np.dtype(spec)
+    try:
+        return np.dtype(spec)
+    except (ValueError, TypeError) as e:  # offsets/sizes numpy cannot represent (> C int)
+        raise PointCloudDecodeError(f'unsupported point layout: {e}') from e
 
 
 def _buffer(data: Any) -> np.ndarray:
