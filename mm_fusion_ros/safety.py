@@ -209,3 +209,44 @@ class SafetyLayer:
         if accel == decision.target_acceleration:
             return decision
         return replace(decision, target_acceleration=accel)
+
+
+class DecisionLogic:
+    """What decision_node does per input, with the clock passed in.
+
+    Each method returns the decision to publish (or None). The node calls it from its
+    callbacks and watchdog timer; offline bag evaluation calls it in stream order on bag time,
+    so both produce the same decisions.
+    """
+
+    def __init__(self, config: SafetyConfig | None = None) -> None:
+        self.safety = SafetyLayer(config)
+
+    def on_radar(self, now_ns: int, points: np.ndarray) -> Decision | None:
+        """A new radar frame; a fresh TTC threat is published at once (no camera wait)."""
+        threshold = self.safety.config.ttc_brake_threshold
+        was_override = self.safety.radar_ttc < threshold
+        self.safety.on_radar(now_ns, points)
+        if (
+            not was_override
+            and self.safety.radar_ttc < threshold
+            and self.safety.stale_reason(now_ns) == ''
+        ):
+            return self.safety.decide(now_ns)
+        return None
+
+    def on_model_decision(self, now_ns: int, decision: Decision) -> Decision:
+        """The model's raw decision; raises ValueError for one that must not be acted on."""
+        if not math.isfinite(decision.target_acceleration):
+            raise ValueError(f'target_acceleration is {decision.target_acceleration}')
+        self.safety.on_model_decision(now_ns, decision)
+        return self.safety.decide(now_ns)
+
+    def on_watchdog(self, now_ns: int) -> Decision | None:
+        """Periodic check: a degraded decision while an input is stale, else None."""
+        if self.safety.stale_reason(now_ns):
+            return self.safety.decide(now_ns)
+        return None
+
+    def reset(self) -> None:
+        self.safety.reset()

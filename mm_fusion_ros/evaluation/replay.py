@@ -36,7 +36,7 @@ from mm_fusion_ros.bags.reader import (
 from mm_fusion_ros.decision import Decision
 from mm_fusion_ros.paths import config_dir
 from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
-from mm_fusion_ros.safety import SafetyConfig, SafetyLayer
+from mm_fusion_ros.safety import DecisionLogic, SafetyConfig
 from mm_fusion_ros.sensors.image import ImageDecodeError, image_to_rgb
 from mm_fusion_ros.sensors.pointcloud import PointCloudDecodeError
 from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig
@@ -190,38 +190,29 @@ def replay_events(
 
 # -- decision_node over explicit time ---------------------------------------------------------
 class DecisionNodeLogic:
-    """decision_node's callbacks with the clock passed in (what the node does per message).
+    """decision_node's callbacks (`safety.DecisionLogic`) driven by message delivery.
 
     The node's watchdog timer runs on its clock; under bag replay the clock moves only when a
-    message is delivered, so the staleness check runs before each delivery.
+    message is delivered, so the watchdog check runs before each delivery.
     """
 
     def __init__(self, config: SafetyConfig) -> None:
-        self.safety = SafetyLayer(config)
-
-    def _watchdog(self, now_ns: int) -> None:
-        if self.safety.stale_reason(now_ns):
-            self.safety.decide(now_ns)
+        self.logic = DecisionLogic(config)
+        self.safety = self.logic.safety
 
     def on_radar(self, now_ns: int, points: np.ndarray | None) -> None:
         """`points` canonical (converter only, like the node); None = a rejected cloud."""
-        self._watchdog(now_ns)
-        if points is None:
-            return
-        threshold = self.safety.config.ttc_brake_threshold
-        was_override = self.safety.radar_ttc < threshold
-        self.safety.on_radar(now_ns, points)
-        if (self.safety.stale_reason(now_ns) == '' and not was_override
-                and self.safety.radar_ttc < threshold):
-            self.safety.decide(now_ns)  # the node publishes this without waiting for a camera
+        self.logic.on_watchdog(now_ns)
+        if points is not None:
+            self.logic.on_radar(now_ns, points)
 
     def on_decision(self, now_ns: int, decision: Decision) -> Decision | None:
         """The published final decision; None when the node rejects the model output."""
-        self._watchdog(now_ns)
-        if not math.isfinite(decision.target_acceleration):
+        self.logic.on_watchdog(now_ns)
+        try:
+            return self.logic.on_model_decision(now_ns, decision)
+        except ValueError:
             return None
-        self.safety.on_model_decision(now_ns, decision)
-        return self.safety.decide(now_ns)
 
 
 # -- results ----------------------------------------------------------------------------------

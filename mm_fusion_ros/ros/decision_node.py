@@ -5,8 +5,6 @@ an AccelStamped command. A watchdog timer publishes a degraded fallback when the
 fusion output goes stale, so a dead sensor is never silent.
 """
 
-import math
-
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import AccelStamped
 import rclpy
@@ -21,7 +19,7 @@ from mm_fusion_ros.ros import diagnostics
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg, msg_to_decision
 from mm_fusion_ros.ros.params import declare_choice, declare_float, declare_int, declare_value
 from mm_fusion_ros.ros.time import stamp_from_ns
-from mm_fusion_ros.safety import SafetyConfig, SafetyLayer
+from mm_fusion_ros.safety import DecisionLogic, SafetyConfig
 from mm_fusion_ros.sensors.pointcloud import PointCloudDecodeError
 from mm_fusion_ros.sensors.radar_presets import list_presets, load_preset
 
@@ -131,7 +129,8 @@ class DecisionNode(Node):
             self, 'diagnostics_period', 1.0, 'Diagnostics publish period [s].', 0.1, 60.0
         )
 
-        self._safety = SafetyLayer(config)
+        self._logic = DecisionLogic(config)
+        self._safety = self._logic.safety
         self._radar_to_canonical = load_preset(preset).converter()
         self._last_now_ns = 0
         self._counts = {
@@ -162,7 +161,7 @@ class DecisionNode(Node):
             self.get_logger().warning(
                 'clock jumped backwards (bag loop or sim reset): clearing safety history'
             )
-            self._safety.reset()
+            self._logic.reset()
         self._last_now_ns = now
         return now
 
@@ -174,35 +173,28 @@ class DecisionNode(Node):
             self._counts['radar_rejected'] += 1
             self.get_logger().warning(f'rejected radar cloud: {exc}', throttle_duration_sec=1.0)
             return
-        was_override = self._safety.radar_ttc < self._safety.config.ttc_brake_threshold
-        self._safety.on_radar(now, points)
-        if (
-            self._safety.stale_reason(now) == ''
-            and not was_override
-            and self._safety.radar_ttc < self._safety.config.ttc_brake_threshold
-        ):
-            self._publish(self._safety.decide(now))  # do not wait for the next camera frame
+        decision = self._logic.on_radar(now, points)
+        if decision is not None:
+            self._publish(decision)
 
     def _on_decision(self, msg: DrivingDecision) -> None:
         now = self._now_ns()
         try:
-            decision = msg_to_decision(msg)
-            if not math.isfinite(decision.target_acceleration):
-                raise ValueError(f'target_acceleration is {decision.target_acceleration}')
+            final = self._logic.on_model_decision(now, msg_to_decision(msg))
         except ValueError as exc:
             # Not taken as the model's output: the watchdog degrades if no valid one follows.
             self._counts['decision_rejected'] += 1
             self.get_logger().warning(f'rejected fusion output: {exc}', throttle_duration_sec=1.0)
             return
-        self._safety.on_model_decision(now, decision)
-        self._publish(self._safety.decide(now))
+        self._publish(final)
 
     def _on_watchdog(self) -> None:
-        now = self._now_ns()
-        reason = self._safety.stale_reason(now)
-        if reason:
-            self.get_logger().warning(f'degraded: {reason}', throttle_duration_sec=2.0)
-            self._publish(self._safety.decide(now))
+        decision = self._logic.on_watchdog(self._now_ns())
+        if decision is not None:
+            self.get_logger().warning(
+                f'degraded: {decision.degraded_reason}', throttle_duration_sec=2.0
+            )
+            self._publish(decision)
 
     def _publish(self, decision: Decision) -> None:
         self._counts['published'] += 1
