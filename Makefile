@@ -56,13 +56,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# Reproduce the shipped checkpoint: simulate the data, train in two stages (the second at a
-# lower learning rate), copy the best epoch into the package (about 45 min on 2 CPU cores).
+# Reproduce the shipped checkpoint: simulate the data, train, copy the best epoch into the
+# package (about 30 min on 2 idle CPU cores).
 checkpoint: $(STAMP)
 	$(VENV)/bin/mm-fusion dataset --out data/cache
 	$(VENV)/bin/mm-fusion train --config config/train.yaml
-	$(VENV)/bin/mm-fusion train --config config/train_finetune.yaml
-	cp runs/fusion_stage2/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
+	cp runs/fusion/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
 
 # The distro path, tried with colcon from PyPI against the wheels' prefix.
 colcon-build: $(STAMP)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from mm_fusion_ros.sensors.buffers import uint8_view
+
 
 class ImageDecodeError(ValueError):
     """An image message that cannot be decoded (unknown encoding, bad size, corrupt bytes)."""
@@ -45,19 +47,6 @@ ENCODINGS: dict[str, _Encoding] = {
 }
 
 
-def _buffer(data: Any) -> np.ndarray:
-    """Read-only uint8 view of `data` (bytes, bytearray, array.array, memoryview, ndarray).
-
-    Goes through the buffer protocol: an rclpy `array.array` is never turned into a list.
-    """
-    if isinstance(data, np.ndarray):
-        buf = data.reshape(-1).view(np.uint8).view()
-    else:
-        buf = np.frombuffer(data, dtype=np.uint8)
-    buf.flags.writeable = False
-    return buf
-
-
 def _to_uint8(values: np.ndarray) -> np.ndarray:
     """16-bit -> 8-bit by keeping the high byte (v >> 8, i.e. floor(v * 255 / 65535) within 1).
 
@@ -90,7 +79,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
         raise ImageDecodeError(
             f'step {step} < width {width} * {enc.channels * enc.depth} bytes/pixel'
             f' for {encoding}')
-    buf = _buffer(msg.data)
+    buf = uint8_view(msg.data)
     if buf.size != step * height:
         raise ImageDecodeError(
             f'data has {buf.size} bytes, expected step {step} * height {height}'
@@ -121,7 +110,7 @@ def _decode_compressed(msg: Any) -> np.ndarray:
     fmt = str(msg.format)
     if 'compresseddepth' in fmt.lower():
         raise ImageDecodeError(f'compressedDepth images are not supported (format {fmt!r})')
-    buf = _buffer(msg.data)
+    buf = uint8_view(msg.data)
     if buf.size == 0:
         raise ImageDecodeError('empty CompressedImage data')
     from PIL import Image as PilImage  # lazy: only compressed streams need Pillow

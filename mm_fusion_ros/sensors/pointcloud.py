@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mm_fusion_ros.sensors.buffers import uint8_view
+
 # sensor_msgs/PointField datatype constants.
 INT8 = 1
 UINT8 = 2
@@ -130,19 +132,6 @@ def dtype_from_fields(
         raise PointCloudDecodeError(f'unsupported point layout: {e}') from e
 
 
-def _buffer(data: Any) -> np.ndarray:
-    """Read-only uint8 view of `data` (bytes, bytearray, array.array, memoryview, ndarray).
-
-    Goes through the buffer protocol: an rclpy `array.array` is never turned into a list.
-    """
-    if isinstance(data, np.ndarray):
-        buf = data.reshape(-1).view(np.uint8).view()
-    else:
-        buf = np.frombuffer(data, dtype=np.uint8)
-    buf.flags.writeable = False
-    return buf
-
-
 class _Layout(NamedTuple):
     buf: np.ndarray
     height: int
@@ -162,7 +151,7 @@ class _Layout(NamedTuple):
 def _layout(cloud: Any) -> _Layout:
     height, width = int(cloud.height), int(cloud.width)
     point_step, row_step = int(cloud.point_step), int(cloud.row_step)
-    buf = _buffer(cloud.data)
+    buf = uint8_view(cloud.data)
     if height < 0 or width < 0:
         raise PointCloudDecodeError(f'negative size {height}x{width}')
     if height * width == 0:
