@@ -159,6 +159,8 @@ def main() -> int:
         fwd50, fwd99 = float(status['forward_p50_ms']), float(status['forward_p99_ms'])
         print(f'  fusion_node arrival->publish p50 {lat50:.2f} ms  p99 {lat99:.2f} ms')
         print(f'  model predict()               p50 {fwd50:.2f} ms  p99 {fwd99:.2f} ms')
+        print(f"  sync wait (arrival->inference) p50 {float(status['sync_wait_p50_ms']):.2f} ms  "
+              f"p99 {float(status['sync_wait_p99_ms']):.2f} ms")
         print(f'  node overhead / model time (p50): {(lat50 - fwd50) / fwd50:.2%}')
         print(
             f'  drops {status["dropped"]}, decisions {status["decisions"]}, '

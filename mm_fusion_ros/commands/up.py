@@ -46,9 +46,13 @@ def run(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         executor=args.executor,
         use_sim_time=args.use_sim_time,
-    ) as (executor, _nodes):
+    ) as (executor, nodes):
+        context = next(iter(nodes.values())).context
         try:
-            executor.spin()
+            # spin_once in a loop: the experimental EventsExecutor's spin() dispatches nothing
+            # in the rclpy 9.1 wheels, spin_once does (and works for every executor).
+            while context.ok():
+                executor.spin_once(timeout_sec=0.1)
         except KeyboardInterrupt:
             pass
     return 0

@@ -122,6 +122,7 @@ class FusionNode(Node):
         }
         self._latency = LatencyStats()
         self._forward = LatencyStats()
+        self._sync_wait = LatencyStats()  # camera arrival -> inference start (queue + radar sync)
         self._camera_rate = RateMeter()
         self._radar_rate = RateMeter()
         self._last_camera_stamp = None
@@ -218,6 +219,7 @@ class FusionNode(Node):
                     continue  # replaced by a newer frame while waiting
                 self._jobs.popleft()
                 seq = self._pipeline.sequence(stamp)
+            self._sync_wait.add(time.perf_counter() - arrival)
             try:
                 prediction = self._predictor.predict(rgb, seq)
             except Exception as exc:  # noqa: BLE001 - never let the worker die silently
@@ -260,6 +262,8 @@ class FusionNode(Node):
             latency_p99_ms=self._latency.percentile(99) * 1e3,
             forward_p50_ms=self._forward.percentile(50) * 1e3,
             forward_p99_ms=self._forward.percentile(99) * 1e3,
+            sync_wait_p50_ms=self._sync_wait.percentile(50) * 1e3,
+            sync_wait_p99_ms=self._sync_wait.percentile(99) * 1e3,
             device=str(self._predictor.device),
         )
 
