@@ -19,13 +19,13 @@ setup(
     ],
     # The ROS 2 Python packages (rclpy, message packages) are deliberately absent: a ROS distro
     # provides them; without a distro, `make` installs the PyPI ros-* wheels from
-    # requirements/ros.txt. torch is pinned by requirements/constraints.txt in the Makefile.
+    # requirements/ros.txt.
     install_requires=[
         'setuptools',
         'numpy>=1.24',
         'pyyaml>=6',
         'pillow>=9',
-        'torch>=2.2',
+        'torch==2.13.0',  # the CPU wheel on this project's machines; unpinned pulls a CUDA build
         'rosbags>=0.10',
         'tqdm>=4.60',
         'matplotlib>=3.6',
