@@ -10,7 +10,6 @@ relative to the model forward time.
 """
 
 import argparse
-import array
 import os
 import signal
 import subprocess
@@ -26,6 +25,7 @@ from std_msgs.msg import Header
 
 from mm_fusion_ros.dds_env import apply_local_dds_env, random_domain_id
 from mm_fusion_ros.graph import CAMERA_IMAGE, DECISION, RADAR_POINTS, RAW_DECISION
+from mm_fusion_ros.ros.images import rgb_image_msg
 from mm_fusion_ros.ros.messages import DrivingDecision
 from mm_fusion_ros.ros.time import stamp_to_ns
 from mm_fusion_ros.sensors.pointcloud import create_cloud
@@ -114,17 +114,7 @@ def main() -> int:
         header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         pts = radar[:, :5] if radar is not None else np.zeros((0, 5), np.float32)
         radar_pub.publish(create_cloud(header, fields, pts))
-        data = array.array('B')
-        data.frombytes(rgb.tobytes())
-        image = Image(
-            height=rgb.shape[0],
-            width=rgb.shape[1],
-            encoding='rgb8',
-            step=rgb.shape[1] * 3,
-            data=data,
-        )
-        image.header.stamp = header.stamp
-        image.header.frame_id = 'camera'
+        image = rgb_image_msg(rgb, header.stamp)
         image_pub.publish(image)
         sent.append(stamp_ns)
     end = time.monotonic() + 1.5

@@ -11,7 +11,6 @@ warm-up (first 2 min, at most a third of the run), at the end, the growth in % b
 """
 
 import argparse
-import array
 import os
 from pathlib import Path
 import signal
@@ -29,6 +28,7 @@ from std_msgs.msg import Header
 
 from mm_fusion_ros.dds_env import apply_local_dds_env, random_domain_id
 from mm_fusion_ros.graph import CAMERA_IMAGE, DECISION, RADAR_POINTS, RAW_DECISION
+from mm_fusion_ros.ros.images import rgb_image_msg
 from mm_fusion_ros.ros.messages import DrivingDecision
 from mm_fusion_ros.sensors.pointcloud import create_cloud
 from mm_fusion_ros.sensors.radar_presets import load_preset
@@ -52,16 +52,6 @@ def tree_rss(proc: psutil.Process) -> int:
         except psutil.NoSuchProcess:
             pass
     return total
-
-
-def image_msg(rgb: np.ndarray, header: Header) -> Image:
-    data = array.array('B')
-    data.frombytes(rgb.tobytes())
-    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8',
-                step=rgb.shape[1] * 3, data=data)
-    msg.header.stamp = header.stamp
-    msg.header.frame_id = 'camera'
-    return msg
 
 
 def main() -> int:
@@ -153,7 +143,7 @@ def main() -> int:
         header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         pts = radar[:, :5] if radar is not None else np.zeros((0, 5), np.float32)
         radar_pub.publish(create_cloud(header, fields, pts))
-        image_pub.publish(image_msg(rgb, header))
+        image_pub.publish(rgb_image_msg(rgb, header.stamp))
         sent += 1
     end = time.monotonic() + 2.0
     while time.monotonic() < end:

@@ -31,15 +31,8 @@ def radar_cloud(stamp, points: np.ndarray | None = None):
 
 
 def rgb_image(stamp, height: int = 128, width: int = 256, seed: int = 0):
-    """An rgb8 Image built the fast way (data passed to the constructor)."""
-    import array
-
-    from sensor_msgs.msg import Image
+    """A random rgb8 Image built the way the publishers build theirs."""
+    from mm_fusion_ros.ros.images import rgb_image_msg
 
     rgb = np.random.default_rng(seed).integers(0, 255, (height, width, 3), np.uint8)
-    data = array.array('B')
-    data.frombytes(rgb.tobytes())
-    msg = Image(height=height, width=width, encoding='rgb8', step=width * 3, data=data)
-    msg.header.stamp = stamp
-    msg.header.frame_id = 'camera'
-    return msg
+    return rgb_image_msg(rgb, stamp)

@@ -7,7 +7,6 @@ and ego odometry, and drives the ego with the final DrivingDecision it receives.
   timeout), so runs are as fast as the graph allows and repeatable; nodes use sim time.
 """
 
-import array
 from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -23,6 +22,7 @@ from std_msgs.msg import Header
 
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.decision import Decision, DecisionSource
+from mm_fusion_ros.ros.images import rgb_image_msg
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg, msg_to_decision
 from mm_fusion_ros.ros.params import declare_float, declare_int, declare_value
 from mm_fusion_ros.ros.time import stamp_from_ns
@@ -234,21 +234,8 @@ class SimNode(Node):
         if self._clock_pub is not None:
             self._clock_pub.publish(Clock(clock=stamp))
         if frame.rgb is not None:
-            rgb = frame.rgb
-            data = array.array('B')
-            data.frombytes(rgb.tobytes())
-            image = Image(
-                height=rgb.shape[0],
-                width=rgb.shape[1],
-                encoding='rgb8',
-                is_bigendian=0,
-                step=rgb.shape[1] * 3,
-                data=data,
-            )
-            image.header.stamp = stamp
-            image.header.frame_id = self._camera_frame
-            self._image_pub.publish(image)
-            self._info_pub.publish(self._camera_info(stamp, rgb.shape))
+            self._image_pub.publish(rgb_image_msg(frame.rgb, stamp, self._camera_frame))
+            self._info_pub.publish(self._camera_info(stamp, frame.rgb.shape))
         if frame.radar is not None:
             radar_ns = self._episode_start_ns + round(frame.radar_stamp * NS)
             header = Header()

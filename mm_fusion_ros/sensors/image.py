@@ -5,6 +5,7 @@ Works on any object with the message's field names, so the core is testable with
 as a Python list.
 """
 
+import array
 from dataclasses import dataclass
 import io
 from typing import Any
@@ -134,7 +135,8 @@ def image_fields_from_rgb(rgb: np.ndarray, encoding: str = 'rgb8') -> dict[str, 
     """Keyword arguments for `sensor_msgs.msg.Image(header=..., **fields)` from RGB pixels.
 
     Kept message-free so publishers and tests share one encoder; `encoding` is 'rgb8' or
-    'bgr8'.
+    'bgr8'. `data` is an `array.array('B')`: passed to the rclpy constructor it is taken as is,
+    the fastest way to build a large Image (setting it afterwards is orders slower).
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -144,8 +146,10 @@ def image_fields_from_rgb(rgb: np.ndarray, encoding: str = 'rgb8') -> dict[str, 
     elif encoding != 'rgb8':
         raise ImageDecodeError(f'cannot encode to {encoding!r} (rgb8 or bgr8)')
     height, width = rgb.shape[:2]
+    data = array.array('B')
+    data.frombytes(np.ascontiguousarray(rgb).tobytes())
     return {
         'height': int(height), 'width': int(width), 'encoding': encoding,
         'is_bigendian': 0, 'step': int(width) * 3,
-        'data': np.ascontiguousarray(rgb).tobytes(),
+        'data': data,
     }
