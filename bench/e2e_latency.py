@@ -17,6 +17,7 @@ import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
 import numpy as np
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
@@ -24,7 +25,7 @@ from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 
 from mm_fusion_ros.dds_env import apply_local_dds_env, random_domain_id
-from mm_fusion_ros.graph import CAMERA_IMAGE, DECISION, RADAR_POINTS, RAW_DECISION
+from mm_fusion_ros.graph import CAMERA_IMAGE, DECISION, EGO_ODOMETRY, RADAR_POINTS, RAW_DECISION
 from mm_fusion_ros.ros.images import rgb_image_msg
 from mm_fusion_ros.ros.messages import DrivingDecision
 from mm_fusion_ros.ros.time import stamp_to_ns
@@ -35,15 +36,24 @@ from mm_fusion_ros.sim.simulator import Simulator
 
 
 def sim_frames(count: int):
-    """Pre-rendered (rgb, radar) pairs so the publisher costs nothing during the run."""
+    """Pre-rendered (rgb, radar, ego speed) so the publisher costs nothing during the run."""
     frames = []
     for config in scenario_mix(4, seed=910_000, duration=count / 20 / 4 + 1):
         sim = Simulator(config)
         frame = sim.reset()
         while not frame.done and len(frames) < count:
-            frames.append((frame.rgb, frame.radar if frame.radar is not None else None))
+            frames.append((frame.rgb, frame.radar, float(frame.ego.speed)))
             frame = sim.step(frame.label)
     return frames
+
+
+def odometry_msg(stamp, speed: float) -> Odometry:
+    msg = Odometry()
+    msg.header.stamp = stamp
+    msg.header.frame_id = 'odom'
+    msg.child_frame_id = 'base_link'
+    msg.twist.twist.linear.x = speed
+    return msg
 
 
 def main() -> int:
@@ -79,6 +89,7 @@ def main() -> int:
     node = rclpy.create_node('e2e_latency_bench')
     image_pub = node.create_publisher(Image, CAMERA_IMAGE, qos_profile_sensor_data)
     radar_pub = node.create_publisher(PointCloud2, RADAR_POINTS, qos_profile_sensor_data)
+    odom_pub = node.create_publisher(Odometry, EGO_ODOMETRY, qos_profile_sensor_data)
     raw_rx, final_rx, diags = {}, {}, []
     node.create_subscription(
         DrivingDecision,
@@ -108,11 +119,12 @@ def main() -> int:
         target = start + i * period
         while time.monotonic() < target:
             rclpy.spin_once(node, timeout_sec=max(0.0, target - time.monotonic()))
-        rgb, radar = frames[i % len(frames)]
+        rgb, radar, speed = frames[i % len(frames)]
         stamp_ns = time.time_ns()
         header = Header(frame_id='radar')
         header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         pts = radar[:, :5] if radar is not None else np.zeros((0, 5), np.float32)
+        odom_pub.publish(odometry_msg(header.stamp, speed))
         radar_pub.publish(create_cloud(header, fields, pts))
         image = rgb_image_msg(rgb, header.stamp)
         image_pub.publish(image)

@@ -19,6 +19,7 @@ import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
 import numpy as np
 import psutil
 import rclpy
@@ -27,14 +28,14 @@ from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 
 from mm_fusion_ros.dds_env import apply_local_dds_env, random_domain_id
-from mm_fusion_ros.graph import CAMERA_IMAGE, DECISION, RADAR_POINTS, RAW_DECISION
+from mm_fusion_ros.graph import CAMERA_IMAGE, DECISION, EGO_ODOMETRY, RADAR_POINTS, RAW_DECISION
 from mm_fusion_ros.ros.images import rgb_image_msg
 from mm_fusion_ros.ros.messages import DrivingDecision
 from mm_fusion_ros.sensors.pointcloud import create_cloud
 from mm_fusion_ros.sensors.radar_presets import load_preset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e_latency import sim_frames  # noqa: E402
+from e2e_latency import odometry_msg, sim_frames  # noqa: E402
 
 MIB = 2**20
 
@@ -84,6 +85,7 @@ def main() -> int:
     node = rclpy.create_node('soak_bench')
     image_pub = node.create_publisher(Image, CAMERA_IMAGE, qos_profile_sensor_data)
     radar_pub = node.create_publisher(PointCloud2, RADAR_POINTS, qos_profile_sensor_data)
+    odom_pub = node.create_publisher(Odometry, EGO_ODOMETRY, qos_profile_sensor_data)
     counts = {'raw': 0, 'final': 0, 'final_degraded': 0}
     status: dict[str, str] = {}
 
@@ -137,11 +139,12 @@ def main() -> int:
         if graph.poll() is not None:
             print(f'graph exited early with {graph.returncode}')
             return 2
-        rgb, radar = frames[sent % len(frames)]
+        rgb, radar, speed = frames[sent % len(frames)]
         stamp_ns = time.time_ns()
         header = Header(frame_id='radar')
         header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         pts = radar[:, :5] if radar is not None else np.zeros((0, 5), np.float32)
+        odom_pub.publish(odometry_msg(header.stamp, speed))
         radar_pub.publish(create_cloud(header, fields, pts))
         image_pub.publish(rgb_image_msg(rgb, header.stamp))
         sent += 1

@@ -19,7 +19,7 @@ RAW_DECISION = 'fusion/decision_raw'
 DECISION = 'decision'
 ACCEL_COMMAND = 'decision/accel_cmd'
 GROUND_TRUTH_DECISION = 'sim/ground_truth/decision'
-EGO_ODOMETRY = 'sim/ego/odom'
+EGO_ODOMETRY = 'odom'  # nav_msgs/Odometry, the vehicle stack's usual name
 FUSION_MARKERS = 'fusion/markers'
 
 
@@ -44,6 +44,7 @@ FUSION_NODE = NodeSpec(
         ('~/input/image/compressed', CAMERA_COMPRESSED),
         ('~/input/camera_info', CAMERA_INFO),
         ('~/input/radar', RADAR_POINTS),
+        ('~/input/odom', EGO_ODOMETRY),
         ('~/output/decision', RAW_DECISION),
         ('~/output/markers', FUSION_MARKERS),
     ),

@@ -14,6 +14,7 @@ import numpy as np
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.decision import Decision, DecisionSource
 from mm_fusion_ros.sensors.image import image_to_rgb
+from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer
 from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig, preprocess_radar
 from mm_fusion_ros.sensors.radar_presets import load_preset
 from mm_fusion_ros.sensors.radar_sequence import (
@@ -34,6 +35,9 @@ class PipelineConfig:
     sync_slop: float = 0.06
     preprocess: RadarPreprocessConfig = field(default_factory=RadarPreprocessConfig)
     fallback_acceleration: float = -3.0  # [m/s^2] when the camera frame is unusable
+    # [s] odometry older than this at the camera stamp leaves the ego speed unknown (the model
+    # then runs its trained no-speed path and the decision is marked degraded).
+    odometry_max_age: float = 0.2
 
 
 class FusionPipeline:
@@ -51,6 +55,7 @@ class FusionPipeline:
                 future_tolerance=self.config.sync_slop,
             )
         )
+        self.ego_speed = EgoSpeedBuffer(self.config.odometry_max_age)
 
     # -- radar ------------------------------------------------------------------------------
     def radar_points(self, cloud: Any) -> np.ndarray:
@@ -74,6 +79,14 @@ class FusionPipeline:
         newest = self.newest_radar_ns()
         return newest is not None and newest >= camera_stamp_ns - self.config.sync_slop * NS
 
+    # -- odometry -----------------------------------------------------------------------------
+    def add_odometry(self, stamp_ns: int, speed: float) -> None:
+        self.ego_speed.push(stamp_ns, speed)
+
+    def speed_at(self, camera_stamp_ns: int) -> float | None:
+        """Ego speed [m/s] for a camera frame (odometry up to the sync slop later counts)."""
+        return self.ego_speed.at(camera_stamp_ns, round(self.config.sync_slop * NS))
+
     # -- camera + model ---------------------------------------------------------------------
     def sequence(self, camera_stamp_ns: int) -> RadarSequence:
         return self.radar.sequence(camera_stamp_ns)
@@ -85,12 +98,21 @@ class FusionPipeline:
             return 'no radar frame at the camera stamp'
         return ''
 
+    def degraded_reason(self, seq: RadarSequence | None, speed: float | None) -> str:
+        """Why the model's inputs are incomplete ('' when they are not).
+
+        `seq` None: no radar expected (camera-only runs).
+        """
+        reasons = [self.radar_degraded_reason(seq) if seq is not None else '',
+                   'no odometry (ego speed unknown)' if speed is None else '']
+        return '; '.join(r for r in reasons if r)
+
     def decide(self, camera_stamp_ns: int, rgb: np.ndarray) -> Decision:
         """Run the model on one camera frame and the radar history ending at its stamp."""
         seq = self.sequence(camera_stamp_ns)
-        prediction = self.predictor.predict(rgb, seq)
-        reason = self.radar_degraded_reason(seq)
-        return self.to_decision(camera_stamp_ns, prediction, reason)
+        speed = self.speed_at(camera_stamp_ns)
+        prediction = self.predictor.predict(rgb, seq, ego_speed=speed)
+        return self.to_decision(camera_stamp_ns, prediction, self.degraded_reason(seq, speed))
 
     def decide_msg(self, image_msg: Any) -> Decision:
         return self.decide(msg_stamp_ns(image_msg), image_to_rgb(image_msg))
@@ -126,3 +148,4 @@ class FusionPipeline:
 
     def reset(self) -> None:
         self.radar.clear()
+        self.ego_speed.clear()

@@ -36,3 +36,15 @@ def rgb_image(stamp, height: int = 128, width: int = 256, seed: int = 0):
 
     rgb = np.random.default_rng(seed).integers(0, 255, (height, width, 3), np.uint8)
     return rgb_image_msg(rgb, stamp)
+
+
+def odometry(stamp, speed: float = 10.0):
+    """An Odometry message with forward speed `speed` [m/s] (what the fusion node reads)."""
+    from nav_msgs.msg import Odometry
+
+    msg = Odometry()
+    msg.header.stamp = stamp
+    msg.header.frame_id = 'odom'
+    msg.child_frame_id = 'base_link'
+    msg.twist.twist.linear.x = float(speed)
+    return msg

@@ -40,13 +40,15 @@ def test_missing_topic_lists_what_the_bag_has(bags):
 
 
 def test_type_mismatch(bags):
-    topics = BagTopics(name='wrong', radar_topic='/sim/ego/odom')
-    with pytest.raises(BagLayoutError, match='radar topic /sim/ego/odom has type'
-                                             ' nav_msgs/msg/Odometry, expected'):
+    topics = BagTopics(name='wrong', radar_topic='/clock')
+    with pytest.raises(BagLayoutError, match='radar topic /clock has type'
+                                             ' rosgraph_msgs/msg/Clock, expected'):
         open_bag(bags / 'sqlite3', topics)
     with pytest.raises(BagLayoutError, match='has type sensor_msgs/msg/Image, expected'
                                              ' sensor_msgs/msg/CompressedImage'):
         open_bag(bags / 'mcap', BagTopics(image_kind='compressed'))
+    with pytest.raises(ValueError, match='one topic in two roles'):
+        BagTopics(name='wrong', radar_topic='/odom')
 
 
 def test_missing_ground_truth_only_when_required(bags):

@@ -116,7 +116,7 @@ def test_metadata_is_what_ros2_bag_play_reads(tmp_path, frames, storage):
     assert info['starting_time']['nanoseconds_since_epoch'] <= DEFAULT_BASE_TIME_NS
     topics = {t['topic_metadata']['name']: t for t in info['topics_with_message_count']}
     assert set(topics) >= {IMAGE_TOPIC, RADAR_TOPIC, GROUND_TRUTH_TOPIC, '/clock',
-                           '/sensors/camera/camera_info', '/sim/ego/odom', '/sim/episode'}
+                           '/sensors/camera/camera_info', '/odom', '/sim/episode'}
     assert info['message_count'] == sum(t['message_count'] for t in topics.values())
     store = project_typestore()
     checked = 0

@@ -12,6 +12,7 @@ import pytest
 
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.bags import load_bag_topics, open_bag
+from mm_fusion_ros.bags.delivery import delivery_order
 from mm_fusion_ros.cli import main
 from mm_fusion_ros.evaluation.replay import (
     DecisionNodeLogic,
@@ -21,12 +22,12 @@ from mm_fusion_ros.evaluation.replay import (
     load_predictor,
     merge_results,
     node_configs,
-    replay_events,
     run_offline_job,
 )
 from mm_fusion_ros.evaluation.replay_report import compute_metrics
 from mm_fusion_ros.pipeline import FusionPipeline
 from mm_fusion_ros.sensors.image import image_to_rgb
+from mm_fusion_ros.sensors.odometry import forward_speed
 from test.eval_fixtures import carla_bag, random_checkpoint, sim_bag
 
 NS = 1_000_000_000
@@ -81,12 +82,16 @@ def test_offline_equals_per_frame_pipeline_and_safety(root):
     convert = load_preset('sim').converter()
     expected, accel = [], []
     with open_bag(root / 'mcap', topics) as bag:
-        for ev in replay_events(bag, configs.pipeline.sync_slop, ReplayConfig()):
+        for ev in delivery_order(bag, configs.pipeline.sync_slop, 0.5, 0.02):
             if ev.kind == 'radar':
                 pipeline.add_radar(ev.stamp_ns, pipeline.radar_points(ev.msg))
                 decider.on_radar(ev.clock_ns, convert(ev.msg))
+            elif ev.kind == 'odometry':
+                pipeline.add_odometry(ev.stamp_ns, forward_speed(ev.msg))
             elif ev.kind == 'camera':
+                assert pipeline.speed_at(ev.stamp_ns) is not None, 'odometry not delivered'
                 raw = pipeline.decide(ev.stamp_ns, image_to_rgb(ev.msg))
+                assert 'odometry' not in raw.degraded_reason
                 final = decider.on_decision(ev.clock_ns, raw)
                 expected.append(int(final.action))
                 accel.append(final.target_acceleration)
@@ -95,10 +100,10 @@ def test_offline_equals_per_frame_pipeline_and_safety(root):
     np.testing.assert_allclose(got.frames['accel'], accel, atol=1e-4)
 
 
-def test_replay_events_pair_radar_before_its_camera(root):
+def test_delivery_order_pairs_radar_before_its_camera(root):
     with open_bag(root / 'mcap', 'sim') as bag:
-        events = [e for e in replay_events(bag, 0.06, ReplayConfig(radar_lead=0.02))
-                  if e.kind != 'truth']
+        events = [e for e in delivery_order(bag, 0.06, 0.5, radar_lead=0.02)
+                  if e.kind in ('camera', 'radar')]  # the others pass through in log order
     clocks = [e.clock_ns for e in events]
     assert clocks == sorted(clocks)
     cams = [e.stamp_ns for e in events if e.kind == 'camera']

@@ -24,7 +24,7 @@ from mm_fusion_ros.ros.messages import decision_to_msg  # noqa: E402
 from mm_fusion_ros.ros.runner import running_graph  # noqa: E402
 from mm_fusion_ros.ros.time import stamp_to_ns  # noqa: E402
 from test.fuzz_nodes import random_checkpoint, record_publishes  # noqa: E402
-from test.ros_graph_utils import radar_cloud, rgb_image, spin_until  # noqa: E402
+from test.ros_graph_utils import odometry, radar_cloud, rgb_image, spin_until  # noqa: E402
 
 NS = 1_000_000_000
 
@@ -47,6 +47,7 @@ def test_stamps_jumping_back_reset_history_and_decisions_resume(tmp_path):
             for i in range(frames):
                 ns = start_ns + i * 50_000_000
                 fusion._on_radar(radar_cloud(_stamp(ns)))
+                fusion._on_odometry(odometry(_stamp(ns)))
                 fusion._on_image(rgb_image(_stamp(ns), seed=i))
                 n = len(out)
                 assert spin_until(executor, lambda n=n: len(out) > n, 10.0), 'no decision'

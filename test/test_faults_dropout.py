@@ -20,6 +20,7 @@ pytest.importorskip(
 pytest.importorskip('torch')
 
 from geometry_msgs.msg import AccelStamped  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 
@@ -27,13 +28,14 @@ from mm_fusion_ros.graph import (  # noqa: E402
     ACCEL_COMMAND,
     CAMERA_IMAGE,
     DECISION,
+    EGO_ODOMETRY,
     RADAR_POINTS,
     RAW_DECISION,
 )
 from mm_fusion_ros.ros.messages import DrivingDecision  # noqa: E402
 from mm_fusion_ros.ros.runner import running_graph  # noqa: E402
 from test.fuzz_nodes import random_checkpoint  # noqa: E402
-from test.ros_graph_utils import radar_cloud, rgb_image, spin_until  # noqa: E402
+from test.ros_graph_utils import odometry, radar_cloud, rgb_image, spin_until  # noqa: E402
 
 PERIOD = 0.05  # [s] 20 Hz camera and radar
 SLACK = 0.1  # [s] scheduling slack on the 2-core test machines
@@ -51,6 +53,8 @@ class Graph:
         self.image_pub = self.probe.create_publisher(Image, CAMERA_IMAGE, qos_profile_sensor_data)
         self.radar_pub = self.probe.create_publisher(
             PointCloud2, RADAR_POINTS, qos_profile_sensor_data)
+        self.odom_pub = self.probe.create_publisher(
+            Odometry, EGO_ODOMETRY, qos_profile_sensor_data)
         self.raw, self.final, self.commands = [], [], []
         self.probe.create_subscription(
             DrivingDecision, RAW_DECISION, lambda m: self.raw.append((time.monotonic(), m)), 50)
@@ -68,6 +72,7 @@ class Graph:
 
     def _tick(self):
         stamp = self.probe.get_clock().now().to_msg()
+        self.odom_pub.publish(odometry(stamp))
         if self.radar_on:
             self.radar_pub.publish(radar_cloud(stamp))
             self.last_radar = time.monotonic()

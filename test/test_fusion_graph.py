@@ -13,16 +13,23 @@ pytest.importorskip(
 torch = pytest.importorskip('torch')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 
-from mm_fusion_ros.graph import CAMERA_IMAGE, DECISION, RADAR_POINTS, RAW_DECISION  # noqa: E402
+from mm_fusion_ros.graph import (  # noqa: E402
+    CAMERA_IMAGE,
+    DECISION,
+    EGO_ODOMETRY,
+    RADAR_POINTS,
+    RAW_DECISION,
+)
 from mm_fusion_ros.model.checkpoint import save_checkpoint  # noqa: E402
 from mm_fusion_ros.model.fusion import FusionModel  # noqa: E402
 from mm_fusion_ros.ros.messages import DrivingDecision  # noqa: E402
 from mm_fusion_ros.ros.runner import running_graph  # noqa: E402
 from mm_fusion_ros.ros.time import stamp_to_ns  # noqa: E402
-from test.ros_graph_utils import radar_cloud, rgb_image, spin_until  # noqa: E402
+from test.ros_graph_utils import odometry, radar_cloud, rgb_image, spin_until  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -39,6 +46,7 @@ def test_graph_publishes_decision_with_camera_stamp(random_checkpoint):
         executor.add_node(probe)
         image_pub = probe.create_publisher(Image, CAMERA_IMAGE, qos_profile_sensor_data)
         radar_pub = probe.create_publisher(PointCloud2, RADAR_POINTS, qos_profile_sensor_data)
+        odom_pub = probe.create_publisher(Odometry, EGO_ODOMETRY, qos_profile_sensor_data)
         raw, final, diags = [], [], []
         probe.create_subscription(DrivingDecision, RAW_DECISION, raw.append, 50)
         probe.create_subscription(DrivingDecision, DECISION, final.append, 50)
@@ -55,6 +63,7 @@ def test_graph_publishes_decision_with_camera_stamp(random_checkpoint):
         def tick():
             now = probe.get_clock().now()
             radar_pub.publish(radar_cloud(now.to_msg()))
+            odom_pub.publish(odometry(now.to_msg()))
             image = rgb_image(now.to_msg(), seed=len(sent))
             sent.append(now.nanoseconds)
             image_pub.publish(image)
@@ -81,6 +90,7 @@ def test_graph_publishes_decision_with_camera_stamp(random_checkpoint):
         )
         stats = nodes['fusion_node'].stats()
         assert stats['decisions'] >= 10 and stats['image_rejected'] == 0
+        assert stats['odometry_frames'] >= 10 and stats['odometry_rejected'] == 0
         executor.remove_node(probe)
         probe.destroy_node()
 

@@ -69,7 +69,7 @@ def _all_finite(out):
 
 @pytest.mark.parametrize('train', [False, True])
 def test_all_empty_radar_is_finite(model, train):
-    image, points, point_mask, frame_mask, offsets = example_inputs(model, batch_size=2)
+    image, points, point_mask, frame_mask, offsets, *_ = example_inputs(model, batch_size=2)
     point_mask = torch.zeros_like(point_mask)
     frame_mask = torch.zeros_like(frame_mask)
     offsets = torch.zeros_like(offsets)
@@ -86,7 +86,7 @@ def test_all_empty_radar_is_finite(model, train):
 
 
 def test_missing_frames_and_empty_frames_finite(model):
-    image, points, point_mask, frame_mask, offsets = example_inputs(model, batch_size=2)
+    image, points, point_mask, frame_mask, offsets, *_ = example_inputs(model, batch_size=2)
     frame_mask[0, :-1] = False        # only the newest frame
     point_mask[1, 2] = False          # a present but empty frame
     out = run(model, (image, points, point_mask, frame_mask, offsets))
@@ -94,7 +94,7 @@ def test_missing_frames_and_empty_frames_finite(model):
 
 
 def test_masked_points_do_not_change_outputs(model):
-    image, points, point_mask, frame_mask, offsets = example_inputs(model, batch_size=2)
+    image, points, point_mask, frame_mask, offsets, *_ = example_inputs(model, batch_size=2)
     frame_mask[1, 1] = False
     ref = run(model, (image, points, point_mask, frame_mask, offsets))
     junk = points.clone()
@@ -113,7 +113,7 @@ def test_masked_points_do_not_change_outputs(model):
 
 
 def test_real_points_and_time_offsets_matter(model):
-    image, points, point_mask, frame_mask, offsets = example_inputs(model, batch_size=1)
+    image, points, point_mask, frame_mask, offsets, *_ = example_inputs(model, batch_size=1)
     ref = run(model, (image, points, point_mask, frame_mask, offsets))
     moved = points.clone()
     moved[..., 3] += 2.0  # Doppler
@@ -124,7 +124,7 @@ def test_real_points_and_time_offsets_matter(model):
 
 
 def test_modality_flags_ignore_the_other_input(model):
-    image, points, point_mask, frame_mask, offsets = example_inputs(model, batch_size=2)
+    image, points, point_mask, frame_mask, offsets, *_ = example_inputs(model, batch_size=2)
     other_image = torch.randn_like(image)
     other_points = torch.randn_like(points)
     cam = run(model, (image, points, point_mask, frame_mask, offsets), 'camera')
@@ -142,7 +142,7 @@ def test_modality_flags_ignore_the_other_input(model):
 
 def test_modality_dropout_matches_eval_single_modality():
     """A blanked modality in training equals the eval camera-only / radar-only run."""
-    model = make_model(modality_dropout=1.0)
+    model = make_model(modality_dropout=1.0, ego_speed_dropout=0.0)
     args = example_inputs(model, batch_size=8)
     cam = run(model, args, 'camera')
     rad = run(model, args, 'radar')
@@ -159,6 +159,34 @@ def test_modality_dropout_matches_eval_single_modality():
         assert as_cam != as_rad
     model.eval()
     torch.testing.assert_close(run(model, args).logits, run(model, args).logits)
+
+
+def test_ego_speed_matters_and_unknown_speed_is_one_input():
+    model = make_model()
+    image, points, point_mask, frame_mask, offsets, speed, valid = example_inputs(model, 3)
+    base = (image, points, point_mask, frame_mask, offsets)
+    known = torch.ones(3, dtype=torch.bool)
+    slow = run(model, base + (torch.full((3,), 2.0), known)).accel
+    fast = run(model, base + (torch.full((3,), 25.0), known)).accel
+    assert not torch.allclose(slow, fast)
+    # Unknown speed: flags False (any value), NaN speeds, or no speed input at all agree.
+    unknown = run(model, base + (torch.full((3,), 99.0), ~known)).logits
+    torch.testing.assert_close(run(model, base).logits, unknown)
+    nan = run(model, base + (torch.full((3,), math.nan), None)).logits
+    torch.testing.assert_close(nan, unknown)
+
+
+def test_ego_speed_dropout_trains_the_unknown_input():
+    model = make_model(ego_speed_dropout=1.0, modality_dropout=0.0)
+    args = example_inputs(model, batch_size=4)
+    ref = run(model, args[:5]).logits  # eval, speed unknown
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+    with torch.no_grad():
+        dropped = model(*args).logits
+    torch.testing.assert_close(dropped, ref)
 
 
 def test_same_seed_same_outputs():

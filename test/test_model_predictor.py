@@ -110,8 +110,14 @@ def test_prepare_batch(model):
     assert batch.image.shape == (2, 3, cfg.image_height, cfg.image_width)
     assert batch.radar_points.shape == (2, cfg.num_frames, cfg.max_points, cfg.num_features)
     assert batch.point_mask.dtype == bool and not batch.frame_mask[1].any()
+    assert not batch.ego_speed_valid.any() and not batch.ego_speed.any()
     with pytest.raises(ValueError):
         prepare_batch([_rgb(cfg)], [], cfg)
+    speeds = prepare_batch([_rgb(cfg)] * 3, [_radar(cfg)] * 3, cfg, [12.5, None, np.nan])
+    np.testing.assert_array_equal(speeds.ego_speed, [12.5, 0.0, 0.0])
+    np.testing.assert_array_equal(speeds.ego_speed_valid, [True, False, False])
+    with pytest.raises(ValueError, match='ego speeds'):
+        prepare_batch([_rgb(cfg)], [_radar(cfg)], cfg, [1.0, 2.0])
 
 
 # -- predictor ----------------------------------------------------------------------------------
@@ -143,12 +149,15 @@ def test_backends_agree_and_batch_matches_single(model):
     ort = FusionPredictor(model, device='cpu', backend='onnxruntime')
     rgbs = [_rgb(cfg, i) for i in range(3)]
     radars = [_radar(cfg, i, frames=i * 2) for i in range(3)]
-    batch = eager.predict_batch(rgbs, radars, batch_size=2)
-    batch_ort = ort.predict_batch(rgbs, radars)
+    speeds = [3.0, None, 20.0]
+    batch = eager.predict_batch(rgbs, radars, batch_size=2, ego_speeds=speeds)
+    batch_ort = ort.predict_batch(rgbs, radars, ego_speeds=speeds)
     np.testing.assert_allclose(batch.probabilities, batch_ort.probabilities, atol=1e-5)
     np.testing.assert_allclose(batch.ttc, batch_ort.ttc, rtol=1e-4)
+    np.testing.assert_allclose(batch.target_acceleration, batch_ort.target_acceleration,
+                               atol=1e-4)
     for i in range(3):
-        single = eager.predict(rgbs[i], radars[i])
+        single = eager.predict(rgbs[i], radars[i], ego_speed=speeds[i])
         np.testing.assert_allclose(single.probabilities, batch.probabilities[i], atol=1e-5)
         assert single.action == batch.actions[i]
         assert single.target_acceleration == pytest.approx(

@@ -34,6 +34,7 @@ IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 POINT_CLOUD2 = 'sensor_msgs/msg/PointCloud2'
 STRING = 'std_msgs/msg/String'
+ODOMETRY = 'nav_msgs/msg/Odometry'
 IMAGE_KINDS = {'raw': IMAGE, 'compressed': COMPRESSED_IMAGE}
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 4K rgb8 frame is 25 MB
 
@@ -71,12 +72,17 @@ class BagTopics:
     ground_truth_topic: str | None = '/sim/ground_truth/decision'  # DrivingDecision
     expert_topic: str | None = '/sim/ground_truth/expert'  # String JSON {stamp_ns, ttc}
     episode_topic: str | None = '/sim/episode'  # String JSON, scenario/condition/seed
+    odometry_topic: str | None = '/odom'  # nav_msgs/Odometry: the model's ego speed
     description: str = ''
 
     def __post_init__(self) -> None:
         if self.image_kind not in IMAGE_KINDS:
             raise ValueError(
                 f'image_kind must be one of {sorted(IMAGE_KINDS)}, got {self.image_kind!r}')
+        topics = [t for t in (self.image_topic, self.radar_topic, self.ground_truth_topic,
+                              self.expert_topic, self.episode_topic, self.odometry_topic) if t]
+        if len(set(topics)) != len(topics):
+            raise ValueError(f'bag topics {self.name!r}: one topic in two roles: {topics}')
 
     @property
     def image_type(self) -> str:
@@ -95,6 +101,8 @@ class BagTopics:
             out[self.expert_topic] = ('expert', STRING, False)
         if self.episode_topic:
             out[self.episode_topic] = ('episode', STRING, False)
+        if self.odometry_topic:
+            out[self.odometry_topic] = ('odometry', ODOMETRY, False)
         return out
 
 
@@ -158,7 +166,7 @@ class BagStats:
 
 
 class BagMessage(NamedTuple):
-    kind: str  # 'image' | 'radar' | 'ground_truth' | 'expert' | 'episode'
+    kind: str  # 'image' | 'radar' | 'ground_truth' | 'expert' | 'episode' | 'odometry'
     topic: str
     log_time_ns: int
     msg: Any  # deserialised rosbags message

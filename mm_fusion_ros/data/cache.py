@@ -6,8 +6,10 @@ history is built exactly as `FusionPipeline` builds it in the node: preset conve
 `.sequence(camera_stamp_ns)` with `future_tolerance = sync_slop`. Which radar frames are in
 the buffer when a camera frame is processed is fixed by stamps, not by arrival: every radar
 frame stamped at or before the camera, plus a later one within `sync_slop` when this camera
-is its nearest camera stamp (the frame an approximate-time sync pairs with it). So a bag
-replayed from disk and the simulator's own frames give byte-identical samples.
+is its nearest camera stamp (the frame an approximate-time sync pairs with it): the
+`bags.delivery` rule, which replay evaluation uses too. The ego speed is the newest odometry
+reading at or before the camera stamp (NaN when none is younger than `odometry_max_age`). So a
+bag replayed from disk and the simulator's own frames give byte-identical samples.
 
 Shard keys (S samples per shard; T, N, F = num_frames, max_points, 5 canonical features):
 
@@ -19,6 +21,7 @@ Shard keys (S samples per shard; T, N, F = num_frames, max_points, 5 canonical f
     action         (S,)         int64   Action (the model's class order)
     target_accel   (S,)         float32 [m/s^2]
     ttc            (S,)         float32 [s] expert TTC, inf = no threat, nan = unknown
+    ego_speed      (S,)         float32 [m/s] odometry forward speed, nan = unknown
     stamp_ns       (S,)         int64   camera stamp
     episode        (S,)         int32   index into manifest['sources']
     seed           (S,)         int64   scenario seed, -1 unknown
@@ -45,6 +48,7 @@ import zipfile
 import numpy as np
 
 from mm_fusion_ros.actions import ACTION_LABELS
+from mm_fusion_ros.bags.delivery import delivery_order
 from mm_fusion_ros.bags.reader import (
     BagTopics,
     expert_ttc,
@@ -54,19 +58,20 @@ from mm_fusion_ros.bags.reader import (
 )
 from mm_fusion_ros.bags.writer import DEFAULT_BASE_TIME_NS, episode_info, frame_stamp_ns
 from mm_fusion_ros.sensors.image import image_to_rgb
+from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer, OdometryError, forward_speed
 from mm_fusion_ros.sensors.pointcloud import PointCloudMsg, create_cloud
 from mm_fusion_ros.sensors.radar_features import NUM_RADAR_FEATURES
 from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig, preprocess_radar
-from mm_fusion_ros.sensors.radar_presets import load_preset
+from mm_fusion_ros.sensors.radar_presets import RadarPresetError, load_preset
 from mm_fusion_ros.sensors.radar_sequence import RadarSequenceBuffer, RadarSequenceConfig
-from mm_fusion_ros.sensors.sync import msg_stamp_ns
 
 NS = 1_000_000_000
 CACHE_FORMAT = 'mm_fusion_cache'
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: ego_speed
 MANIFEST = 'manifest.json'
 SAMPLE_KEYS = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'action',
-               'target_accel', 'ttc', 'stamp_ns', 'episode', 'seed', 'scenario', 'condition')
+               'target_accel', 'ttc', 'ego_speed', 'stamp_ns', 'episode', 'seed', 'scenario',
+               'condition')
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -84,6 +89,7 @@ class CacheConfig:
     shard_size: int = 1024       # samples per shard file
     points_dtype: str = 'float32'  # 'float32' | 'float16' for radar_points
     reorder_window: float = 0.5  # [s] how long a camera frame waits for late radar/labels
+    odometry_max_age: float = 0.2  # [s] older odometry leaves the sample's ego speed unknown
     max_message_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
@@ -114,6 +120,7 @@ class _EpisodeSampler:
         self.cfg = cfg
         self.convert = load_preset(radar_preset).converter()
         self.buffer = RadarSequenceBuffer(cfg.sequence_config())
+        self.ego_speed = EgoSpeedBuffer(cfg.odometry_max_age, capacity=256)
         self.episode = episode
         self.info = info
         self.labelled = 0  # labelled camera frames seen (the stride counter)
@@ -131,6 +138,7 @@ class _EpisodeSampler:
         if not keep:
             return None
         seq = self.buffer.sequence(stamp_ns)
+        speed = self.ego_speed.at(stamp_ns)
         info = self.info
         return {
             'image': _resize(rgb, self.cfg.image_height, self.cfg.image_width),
@@ -138,7 +146,9 @@ class _EpisodeSampler:
             'point_mask': seq.point_mask, 'frame_mask': seq.frame_mask,
             'time_offsets': seq.time_offsets.astype(np.float32),
             'action': np.int64(label.action), 'target_accel': np.float32(label.target_accel),
-            'ttc': np.float32(label.ttc), 'stamp_ns': np.int64(stamp_ns),
+            'ttc': np.float32(label.ttc),
+            'ego_speed': np.float32(math.nan if speed is None else speed),
+            'stamp_ns': np.int64(stamp_ns),
             'episode': np.int32(self.episode), 'seed': np.int64(info.get('seed', -1)),
             'scenario': str(info.get('scenario', '')),
             'condition': str(info.get('condition', '')),
@@ -163,68 +173,54 @@ class SourceStats:
     samples: int = 0
     unlabelled: int = 0  # camera frames without a same-stamp ground truth
     rejected_messages: int = 0
+    bad_odometry: int = 0  # odometry messages with a NaN/inf/implausible speed
+    bad_radar: int = 0  # radar clouds the preset cannot decode (skipped)
     info: dict[str, Any] = field(default_factory=dict)
 
 
 def bag_samples(
     path: str | Path, topics: BagTopics, cfg: CacheConfig, episode: int, stats: SourceStats,
 ) -> Iterator[dict[str, Any]]:
-    """Samples of one bag, streamed (memory bounded by `reorder_window`)."""
-    window_ns = round(cfg.reorder_window * NS)
-    slop_ns = round(cfg.sync_slop * NS)
+    """Samples of one bag, streamed in `bags.delivery` order (memory bounded by the window)."""
     with open_bag(path, topics, require_ground_truth=True,
                   max_message_bytes=cfg.max_message_bytes) as bag:
         sampler = _EpisodeSampler(cfg, topics.radar_preset, episode, {})
-        cams: list[tuple[int, Any]] = []
-        radar: list[tuple[int, np.ndarray]] = []
         labels: dict[int, _Label] = {}
         ttcs: dict[int, float] = {}
-        watermark = -(2**63)
-
-        def finalize(final: bool) -> Iterator[dict[str, Any]]:
-            cams.sort(key=lambda c: c[0])
-            while cams and (final or cams[0][0] < watermark - window_ns):
-                stamp, msg = cams.pop(0)
-                nxt = cams[0][0] if cams else None
-                release = [r for r in radar if r[0] <= stamp or (
-                    r[0] <= stamp + slop_ns and (nxt is None or r[0] - stamp <= nxt - r[0]))]
-                for r in sorted(release, key=lambda r: r[0]):
-                    sampler.push(*r)
-                    radar.remove(r)
+        for ev in delivery_order(bag, cfg.sync_slop, cfg.reorder_window):
+            if ev.kind == 'camera':
                 stats.camera_frames += 1
-                label = labels.get(stamp)
+                label = labels.get(ev.stamp_ns)
                 if label is None:
                     stats.unlabelled += 1
                 else:
-                    label.ttc = ttcs.get(stamp, math.nan)
-                    sample = sampler.sample(stamp, image_to_rgb(msg), label)
+                    label.ttc = ttcs.get(ev.stamp_ns, math.nan)
+                    sample = sampler.sample(ev.stamp_ns, image_to_rgb(ev.msg), label)
                     if sample is not None:
                         stats.samples += 1
                         yield sample
                 for d in (labels, ttcs):
-                    for s in [s for s in d if s <= stamp]:
+                    for s in [s for s in d if s <= ev.stamp_ns]:
                         del d[s]
-
-        for m in bag.messages():
-            if m.kind == 'episode':
-                if not sampler.info:
-                    sampler.info = stats.info = parse_json_string(m.msg)
-                continue
-            if m.kind == 'expert':
-                stamp, ttc = expert_ttc(m.msg)
+            elif ev.kind == 'radar':
+                try:
+                    sampler.push(ev.stamp_ns, sampler.radar_points(ev.msg))
+                except (ValueError, RadarPresetError):
+                    stats.bad_radar += 1
+            elif ev.kind == 'ground_truth':
+                labels[ev.stamp_ns] = _Label(int(ev.msg.action),
+                                             float(ev.msg.target_acceleration))
+            elif ev.kind == 'odometry':
+                try:
+                    sampler.ego_speed.push(ev.stamp_ns, forward_speed(ev.msg))
+                except OdometryError:
+                    stats.bad_odometry += 1
+            elif ev.kind == 'expert':
+                stamp, ttc = expert_ttc(ev.msg)
                 if stamp is not None:
                     ttcs[stamp] = ttc
-                continue
-            stamp = msg_stamp_ns(m.msg)
-            if m.kind == 'image':
-                cams.append((stamp, m.msg))
-            elif m.kind == 'radar':
-                radar.append((stamp, sampler.radar_points(m.msg)))
-            elif m.kind == 'ground_truth':
-                labels[stamp] = _Label(int(m.msg.action), float(m.msg.target_acceleration))
-            watermark = max(watermark, stamp)
-            yield from finalize(False)
-        yield from finalize(True)
+            elif ev.kind == 'episode' and not sampler.info:
+                sampler.info = stats.info = parse_json_string(ev.msg)
         stats.rejected_messages = bag.stats.rejected_count
 
 
@@ -240,6 +236,7 @@ def sim_samples(
     fields = load_preset('sim').layout_fields()
     for frame in frames:
         stamp = frame_stamp_ns(base_time_ns, frame.stamp)
+        sampler.ego_speed.push(stamp, float(frame.ego.speed))  # what the bag's odometry holds
         if frame.radar is not None:
             cloud = create_cloud(None, fields, np.asarray(frame.radar[:, :5], np.float32),
                                  msg_type=PointCloudMsg)

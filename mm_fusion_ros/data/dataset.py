@@ -31,7 +31,7 @@ TENSOR_KEYS = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offset
 
 ARRAY_KEYS = (
     'image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'action',
-    'target_accel', 'ttc', 'episode', 'stamp_ns',
+    'target_accel', 'ttc', 'ego_speed', 'episode', 'stamp_ns',
 )
 
 
@@ -115,6 +115,7 @@ class FusionCacheDataset(Dataset):
             'action': torch.tensor(int(a['action']), dtype=torch.int64),
             'target_accel': torch.tensor(float(a['target_accel']), dtype=torch.float32),
             'ttc': torch.tensor(float(a['ttc']), dtype=torch.float32),
+            'ego_speed': torch.tensor(float(a['ego_speed']), dtype=torch.float32),
             'episode': torch.tensor(int(a['episode']), dtype=torch.int32),
             'stamp_ns': torch.tensor(int(a['stamp_ns']), dtype=torch.int64),
         }

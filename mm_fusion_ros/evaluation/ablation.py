@@ -1,7 +1,8 @@
 """Modality ablation on held-out data: fused vs camera-only vs radar-only, per condition.
 
 One checkpoint, three modality flags (the model was trained with modality dropout, so the
-single-modality runs use the same weights and their learned missing-modality token).
+single-modality runs use the same weights and their learned missing-modality token). Every
+run gets the ego speed (odometry is not a perception modality; a stack always has it).
 """
 
 from collections.abc import Sequence
@@ -43,11 +44,12 @@ def run_ablation(predictor, dataset, batch_size: int = 128) -> AblationResult:
             RadarSequence(s['radar_points'], s['point_mask'], s['frame_mask'], s['time_offsets'])
             for s in items
         ]
+        speeds = [float(s['ego_speed']) for s in items]  # NaN: no odometry in the source
         sl = slice(start, start + len(items))
         y_true[sl] = [int(s['action']) for s in items]
         conditions[sl] = [s['condition'] for s in items]
         for m in MODALITIES:
-            preds[m][sl] = predictor.predict_batch(rgbs, seqs, m, batch_size).actions
+            preds[m][sl] = predictor.predict_batch(rgbs, seqs, m, batch_size, speeds).actions
     return summarize_ablation(y_true, preds, conditions)
 
 

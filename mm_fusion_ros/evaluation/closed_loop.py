@@ -49,9 +49,10 @@ class ModelPolicy:
             points = preprocess_radar(frame.radar[:, :5], self.pipeline_config.preprocess)
             self.pipeline.add_radar(round(frame.radar_stamp * NS), points)
             self.safety.on_radar(now, points)
+        speed = float(frame.ego.speed)  # the sim's odometry, as sim_node publishes it
         seq = self.pipeline.sequence(now)
-        prediction = self.predictor.predict(frame.rgb, seq, self.modality)
-        reason = '' if self.modality == 'camera' else self.pipeline.radar_degraded_reason(seq)
+        prediction = self.predictor.predict(frame.rgb, seq, self.modality, ego_speed=speed)
+        reason = self.pipeline.degraded_reason(None if self.modality == 'camera' else seq, speed)
         decision = FusionPipeline.to_decision(now, prediction, reason)
         self.safety.on_model_decision(now, decision)
         return self.safety.decide(now)

@@ -6,17 +6,16 @@ the model, then decision_node's `SafetyLayer` callbacks, with bag time as the cl
 calls are batched (`predict_batch`); everything stateful is replayed in stream order, so
 batching changes speed, not decisions.
 
-The delivery order is shared with the online player (`mm_fusion_ros.ros.bag_player`):
-`replay_events` pairs radar with camera frames by stamp the way `data.cache` does for
-training samples (a radar frame stamped up to `sync_slop` after a camera frame belongs to it
-when it is nearer to it than to the next camera frame) and delivers each camera frame after
-its radar, on a monotonic bag-time clock. Offline and online then feed the nodes the same
-inputs at the same clock times, which is what makes their decisions agree frame by frame.
+The delivery order (`bags.delivery.delivery_order`) is shared with the online player
+(`mm_fusion_ros.ros.bag_player`) and the training cache: radar is paired with camera frames by
+stamp and each camera frame is delivered after its radar, on a monotonic bag-time clock.
+Offline and online then feed the nodes the same inputs at the same clock times, which is what
+makes their decisions agree frame by frame.
 
 Pure core: no rclpy import.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 import math
 from pathlib import Path
@@ -27,9 +26,9 @@ import numpy as np
 import yaml
 
 from mm_fusion_ros.actions import Action
+from mm_fusion_ros.bags.delivery import delivery_order
 from mm_fusion_ros.bags.reader import (
     DEFAULT_MAX_MESSAGE_BYTES,
-    BagStream,
     BagTopics,
     open_bag,
 )
@@ -38,10 +37,10 @@ from mm_fusion_ros.paths import config_dir
 from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
 from mm_fusion_ros.safety import DecisionLogic, SafetyConfig
 from mm_fusion_ros.sensors.image import ImageDecodeError, image_to_rgb
+from mm_fusion_ros.sensors.odometry import OdometryError, forward_speed
 from mm_fusion_ros.sensors.pointcloud import PointCloudDecodeError
 from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig
 from mm_fusion_ros.sensors.radar_presets import RadarPresetError, load_preset
-from mm_fusion_ros.sensors.sync import msg_stamp_ns
 
 NS = 1_000_000_000
 NO_ACTION = -1  # frame without a decision (online: none recorded) or without ground truth
@@ -118,74 +117,6 @@ def node_configs(topics: BagTopics, params_dir: Path | None = None) -> NodeConfi
         k: type(getattr(SafetyConfig, k))(v) for k, v in decision.items() if k in safety_fields})
     return NodeConfigs(pipeline, safety, topics.image_kind,
                        float(fusion.get('radar_wait', NodeConfigs.radar_wait)))
-
-
-# -- delivery order ---------------------------------------------------------------------------
-class ReplayEvent(NamedTuple):
-    kind: str       # 'radar' | 'camera' | 'truth'
-    clock_ns: int   # bag time at which the graph receives it (monotonic; /clock online)
-    stamp_ns: int   # header stamp
-    msg: Any        # deserialised rosbags message
-
-
-def replay_events(
-    bag: BagStream, sync_slop: float, config: ReplayConfig | None = None,
-) -> Iterator[ReplayEvent]:
-    """Camera, radar and ground-truth messages of a bag in delivery order (bounded memory).
-
-    Camera frames are released in stamp order once the stream is `reorder_window` past
-    them; before each, every radar frame that belongs to it (the `data.cache` pairing rule:
-    stamped at or before it, or up to `sync_slop` after it and nearer to it than to the next
-    camera frame). Clock: camera frames at their stamp, radar frames at their stamp or
-    `radar_lead` before their camera frame, whichever is earlier; never backwards.
-    """
-    cfg = config or ReplayConfig()
-    slop_ns = round(sync_slop * NS)
-    lead_ns = round(cfg.radar_lead * NS)
-    window_ns = max(round(cfg.reorder_window * NS), 2 * slop_ns)
-    cams: list[tuple[int, Any]] = []
-    radar: list[tuple[int, int, Any]] = []  # (stamp, arrival order, msg)
-    clock = -(2**63)
-    watermark = -(2**63)
-    order = 0
-
-    def release(final: bool) -> Iterator[ReplayEvent]:
-        nonlocal clock
-        cams.sort(key=lambda c: c[0])
-        while cams and (final or cams[0][0] < watermark - window_ns):
-            stamp, msg = cams.pop(0)
-            nxt = cams[0][0] if cams else None
-            radar.sort(key=lambda r: (r[0], r[1]))
-            keep = []
-            for r in radar:
-                if r[0] <= stamp or (
-                        r[0] <= stamp + slop_ns and (nxt is None or r[0] - stamp <= nxt - r[0])):
-                    clock = max(clock, min(r[0], stamp - lead_ns))
-                    yield ReplayEvent('radar', clock, r[0], r[2])
-                else:
-                    keep.append(r)
-            radar[:] = keep
-            clock = max(clock, stamp)
-            yield ReplayEvent('camera', clock, stamp, msg)
-        if final:
-            for r in sorted(radar, key=lambda r: (r[0], r[1])):
-                clock = max(clock, r[0])
-                yield ReplayEvent('radar', clock, r[0], r[2])
-            radar.clear()
-
-    for m in bag.messages(('image', 'radar', 'ground_truth')):
-        stamp = msg_stamp_ns(m.msg)
-        if m.kind == 'ground_truth':
-            yield ReplayEvent('truth', m.log_time_ns, stamp, m.msg)
-            continue
-        if m.kind == 'image':
-            cams.append((stamp, m.msg))
-        else:
-            radar.append((stamp, order, m.msg))
-            order += 1
-        watermark = max(watermark, stamp)
-        yield from release(False)
-    yield from release(True)
 
 
 # -- decision_node over explicit time ---------------------------------------------------------
@@ -297,6 +228,7 @@ class _Model:
         self.pipeline = FusionPipeline(predictor, configs.pipeline)
         self.decider = DecisionNodeLogic(configs.safety)
         self.seqs: list[Any] = []
+        self.speeds: list[float | None] = []
         self.reasons: list[str] = []
 
 
@@ -319,7 +251,7 @@ def evaluate_bag_offline(
     models = [_Model(predictor, configs)] + ([_Model(compare, configs)] if compare else [])
     to_canonical = load_preset(configs.pipeline.radar_preset).converter()
     counts = {'camera_frames': 0, 'radar_frames': 0, 'radar_rejected': 0,
-              'image_rejected': 0, 'degraded': 0}
+              'image_rejected': 0, 'odometry_rejected': 0, 'degraded': 0}
     truth: dict[int, tuple[int, float]] = {}
     rows: list[dict[str, Any]] = []
     tape: list[tuple] = []  # ('radar', clock, canonical|None) | ('camera', clock, stamp, slot)
@@ -330,7 +262,8 @@ def evaluate_bag_offline(
         preds, per_frame = [], 0.0
         for k, m in enumerate(models):
             if n:
-                p = m.predictor.predict_batch(rgbs, m.seqs, cfg.modality, cfg.batch_size)
+                p = m.predictor.predict_batch(rgbs, m.seqs, cfg.modality, cfg.batch_size,
+                                              m.speeds)
                 if k == 0:
                     per_frame = p.latency_s / n
                 preds.append(p)
@@ -364,6 +297,7 @@ def evaluate_bag_offline(
                     row.update(compare_action=int(final.action),
                                compare_accel=final.target_acceleration)
             m.seqs.clear()
+            m.speeds.clear()
             m.reasons.clear()
         rows.extend(chunk_rows.values())
         tape.clear()
@@ -371,9 +305,18 @@ def evaluate_bag_offline(
 
     with open_bag(path, topics, max_message_bytes=cfg.max_message_bytes) as bag:
         info = bag.episode_info()
-        for ev in replay_events(bag, configs.pipeline.sync_slop, cfg):
-            if ev.kind == 'truth':
+        for ev in delivery_order(bag, configs.pipeline.sync_slop, cfg.reorder_window,
+                                 cfg.radar_lead):
+            if ev.kind == 'ground_truth':
                 truth[ev.stamp_ns] = truth_of(ev.msg)
+            elif ev.kind == 'odometry':
+                try:
+                    speed = forward_speed(ev.msg)
+                except OdometryError:
+                    counts['odometry_rejected'] += 1  # fusion_node skips it
+                    continue
+                for m in models:
+                    m.pipeline.add_odometry(ev.stamp_ns, speed)
             elif ev.kind == 'radar':
                 counts['radar_frames'] += 1
                 try:
@@ -388,7 +331,7 @@ def evaluate_bag_offline(
                 except (PointCloudDecodeError, ValueError):
                     canonical = None  # decision_node skips it too
                 tape.append(('radar', ev.clock_ns, canonical))
-            else:
+            elif ev.kind == 'camera':
                 counts['camera_frames'] += 1
                 try:
                     rgb = image_to_rgb(ev.msg)
@@ -400,8 +343,10 @@ def evaluate_bag_offline(
                     continue
                 for m in models:
                     seq = m.pipeline.sequence(ev.stamp_ns)
+                    speed = m.pipeline.speed_at(ev.stamp_ns)
                     m.seqs.append(seq)
-                    m.reasons.append(m.pipeline.radar_degraded_reason(seq))
+                    m.speeds.append(speed)
+                    m.reasons.append(m.pipeline.degraded_reason(seq, speed))
                 tape.append(('camera', ev.clock_ns, ev.stamp_ns, len(rgbs)))
                 rgbs.append(rgb)
                 if len(rgbs) >= cfg.batch_size:
@@ -474,7 +419,7 @@ def run_offline_job(job: OfflineJob) -> BagResult:
 
 __all__ = [
     'FRAME_FIELDS', 'NO_ACTION', 'BagResult', 'DecisionNodeLogic', 'NodeConfigs', 'OfflineJob',
-    'ReplayConfig', 'ReplayEvent', 'camera_duration_s', 'empty_frames', 'evaluate_bag_offline',
-    'frames_from_rows', 'load_predictor', 'merge_results', 'node_configs', 'replay_events',
+    'ReplayConfig', 'camera_duration_s', 'empty_frames', 'evaluate_bag_offline',
+    'frames_from_rows', 'load_predictor', 'merge_results', 'node_configs',
     'run_offline_job', 'truth_of',
 ]

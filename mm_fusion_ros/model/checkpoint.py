@@ -1,8 +1,8 @@
 """Checkpoint format: a `.pt` holding only tensors and plain metadata, loaded weights-only.
 
-Layout (format_version 1):
+Layout (format_version 2; version 1 had no ego-speed input):
     format:              'mm_fusion_ros.fusion_model'
-    format_version:      1
+    format_version:      2
     model_config:        FusionModelConfig.to_dict() (plain lists/numbers/strings)
     class_names:         list[str], must equal the config's and the `Action` order
     input_normalisation: {'image_mean', 'image_std', 'radar_offset', 'radar_scale'}
@@ -28,7 +28,7 @@ from mm_fusion_ros.model.config import FusionModelConfig
 from mm_fusion_ros.model.fusion import FusionModel
 
 FORMAT = 'mm_fusion_ros.fusion_model'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(RuntimeError):

@@ -63,6 +63,13 @@ class FusionModelConfig:
     time_scale: float = 0.5           # [s] time offsets are divided by this before embedding
     max_time_offset: float = 2.0      # [s] |offset| clipped to this (the buffer's max_age)
 
+    # -- ego speed (odometry) ----------------------------------------------------------------
+    # Stopping, following and yellow-light decisions depend on how fast the ego goes, which a
+    # single camera frame cannot show; the speed joins the fused features before the heads.
+    ego_speed_scale: float = 10.0     # [m/s] speed is divided by this before embedding
+    ego_speed_dim: int = 32           # width of the speed embedding
+    ego_speed_dropout: float = 0.1    # training: P(speed marked unknown) per sample
+
     # -- fusion + heads ---------------------------------------------------------------------
     fusion_tokens: int = 4            # learned bottleneck tokens that read both modalities
     fusion_layers: int = 2
@@ -109,6 +116,10 @@ class FusionModelConfig:
             raise ValueError('fusion_tokens, fusion_layers, temporal_layers must be >= 1')
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.modality_dropout <= 1.0:
             raise ValueError('dropout must be in [0, 1), modality_dropout in [0, 1]')
+        if self.ego_speed_scale <= 0 or self.ego_speed_dim < 1 or \
+                not 0.0 <= self.ego_speed_dropout <= 1.0:
+            raise ValueError('need ego_speed_scale > 0, ego_speed_dim >= 1, '
+                             'ego_speed_dropout in [0, 1]')
         if not 0 < self.ttc_min < self.ttc_max:
             raise ValueError('need 0 < ttc_min < ttc_max')
         if self.time_scale <= 0 or self.max_time_offset <= 0:
@@ -159,7 +170,7 @@ def small_config(**overrides: Any) -> FusionModelConfig:
         image_height=64, image_width=128, stem_width=8, stage_widths=(8, 16, 24),
         stage_blocks=(1, 1, 1), stage_strides=(2, 2, 2), token_dim=32, num_frames=4,
         max_points=16, point_mlp=(16, 32), temporal_layers=1, fusion_tokens=2,
-        fusion_layers=1, num_heads=2,
+        fusion_layers=1, num_heads=2, ego_speed_dim=8,
     )
     values.update(overrides)
     return FusionModelConfig(**values)

@@ -14,7 +14,8 @@ from torch import nn
 
 from mm_fusion_ros.model.fusion import FusionModel
 
-INPUT_NAMES = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets')
+INPUT_NAMES = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'ego_speed',
+               'ego_speed_valid')
 OUTPUT_NAMES = ('logits', 'accel', 'ttc')
 
 
@@ -28,17 +29,18 @@ class ExportWrapper(nn.Module):
 
     def forward(
         self, image: torch.Tensor, radar_points: torch.Tensor, point_mask: torch.Tensor,
-        frame_mask: torch.Tensor, time_offsets: torch.Tensor,
+        frame_mask: torch.Tensor, time_offsets: torch.Tensor, ego_speed: torch.Tensor,
+        ego_speed_valid: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out = self.model(image, radar_points, point_mask, frame_mask, time_offsets,
-                         modality=self.modality)
+        out = self.model(image, radar_points, point_mask, frame_mask, time_offsets, ego_speed,
+                         ego_speed_valid, modality=self.modality)
         return out.logits, out.accel, out.ttc
 
 
 def example_inputs(
     model: FusionModel, batch_size: int = 2, device: torch.device | str = 'cpu',
 ) -> tuple[torch.Tensor, ...]:
-    """Random inputs of the model's shapes (normalised scale), some points and a frame masked."""
+    """Random inputs of the model's shapes: some points, a frame and a speed masked."""
     cfg = model.config
     g = torch.Generator().manual_seed(0)
     b, t, n = batch_size, cfg.num_frames, cfg.max_points
@@ -48,7 +50,11 @@ def example_inputs(
     frame_mask = torch.ones(b, t, dtype=torch.bool)
     frame_mask[:, 0] = False
     offsets = -torch.arange(t - 1, -1, -1, dtype=torch.float32).expand(b, t) * 0.05
-    return tuple(x.to(device) for x in (image, points, point_mask, frame_mask, offsets))
+    speed = 15.0 * torch.rand(b, generator=g)
+    speed_valid = torch.ones(b, dtype=torch.bool)
+    speed_valid[0] = False
+    return tuple(x.to(device) for x in (image, points, point_mask, frame_mask, offsets, speed,
+                                        speed_valid))
 
 
 def export_onnx(

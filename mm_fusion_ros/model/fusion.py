@@ -16,6 +16,12 @@ image<->radar cross-attention because:
 The price is that image and radar tokens never update each other directly; with 32 image and
 9 radar tokens the fusion tokens see every one of them at every layer, which is enough here.
 
+Ego speed (from odometry) is a measurement, not a modality: as in conditional imitation
+learning (Codevilla et al., 2018) its embedding is concatenated to the fused features before
+the heads. Stopping short of a line or a pedestrian, following distance and the yellow-light
+rule all scale with the ego's own speed, which no single camera frame shows. An unknown speed
+(no odometry) is an explicit input (`ego_speed_valid` False), trained by speed dropout.
+
 Heads (from the flattened fusion tokens): decision logits over `config.class_names` (the
 `Action` order), target longitudinal acceleration [m/s^2] (unbounded linear output; the safety
 layer clips), and an auxiliary time-to-collision [s]: the head predicts log-TTC squashed into
@@ -66,8 +72,10 @@ class FusionModel(nn.Module):
             CrossAttentionBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.dropout)
             for _ in range(cfg.fusion_layers))
         self.norm = nn.LayerNorm(d)
+        self.ego_speed_embed = nn.Sequential(nn.Linear(2, cfg.ego_speed_dim), nn.GELU())
         self.trunk = nn.Sequential(
-            nn.Linear(cfg.fusion_tokens * d, 2 * d), nn.GELU(), nn.Dropout(cfg.dropout))
+            nn.Linear(cfg.fusion_tokens * d + cfg.ego_speed_dim, 2 * d), nn.GELU(),
+            nn.Dropout(cfg.dropout))
         self.logits_head = nn.Linear(2 * d, cfg.num_classes)
         self.accel_head = nn.Linear(2 * d, 1)
         self.ttc_head = nn.Linear(2 * d, 1)
@@ -76,13 +84,16 @@ class FusionModel(nn.Module):
 
     def forward(
         self, image: torch.Tensor, radar_points: torch.Tensor, point_mask: torch.Tensor,
-        frame_mask: torch.Tensor, time_offsets: torch.Tensor, modality: str = 'fused',
+        frame_mask: torch.Tensor, time_offsets: torch.Tensor,
+        ego_speed: torch.Tensor | None = None, ego_speed_valid: torch.Tensor | None = None,
+        modality: str = 'fused',
     ) -> FusionOutput:
         """Inputs as made by `preprocess.prepare_batch` (normalised image and radar).
 
         image: (B, 3, H, W) float; radar_points: (B, T, N, F) float; point_mask: (B, T, N)
-        bool; frame_mask: (B, T) bool; time_offsets: (B, T) [s]. `modality` 'camera' or
-        'radar' skips the other branch and uses its learned missing token instead.
+        bool; frame_mask: (B, T) bool; time_offsets: (B, T) [s]; ego_speed: (B,) [m/s] and
+        ego_speed_valid: (B,) bool (None: speed unknown). `modality` 'camera' or 'radar'
+        skips the other branch and uses its learned missing token instead.
         """
         if modality not in MODALITIES:
             raise ValueError(f'modality must be one of {MODALITIES}, got {modality!r}')
@@ -108,13 +119,30 @@ class FusionModel(nn.Module):
         x = self.fusion_queries.expand(b, -1, -1).to(context.dtype)    # (B, K, D)
         for block in self.fusion:
             x = block(x, context, key_mask)
-        h = self.trunk(self.norm(x).flatten(1))                        # (B, 2D)
+        speed = self._ego_speed_features(ego_speed, ego_speed_valid, b, x)  # (B, E)
+        h = self.trunk(torch.cat([self.norm(x).flatten(1), speed.to(x.dtype)], dim=1))  # (B, 2D)
         log_ttc = self.log_ttc_min + self.log_ttc_range * torch.sigmoid(self.ttc_head(h))
         return FusionOutput(
             logits=self.logits_head(h),                                # (B, C)
             accel=self.accel_head(h).squeeze(-1),                      # (B,)
             ttc=torch.exp(log_ttc).squeeze(-1),                        # (B,)
         )
+
+    def _ego_speed_features(
+        self, ego_speed: torch.Tensor | None, valid: torch.Tensor | None, b: int,
+        like: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B, E) embedding of [speed / scale, known]; unknown speeds read as [0, 0]."""
+        if ego_speed is None:
+            ego_speed = torch.zeros(b, device=like.device)
+            valid = torch.zeros(b, dtype=torch.bool, device=like.device)
+        elif valid is None:
+            valid = torch.isfinite(ego_speed)
+        valid = valid.bool()
+        if self.training and self.config.ego_speed_dropout > 0:
+            valid = valid & (torch.rand(b, device=valid.device) >= self.config.ego_speed_dropout)
+        speed = torch.where(valid, ego_speed.float() / self.config.ego_speed_scale, 0.0)
+        return self.ego_speed_embed(torch.stack([speed, valid.float()], dim=1))
 
     def _modality_dropout(
         self, img: torch.Tensor, img_mask: torch.Tensor, rad: torch.Tensor,

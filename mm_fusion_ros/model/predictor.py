@@ -187,6 +187,8 @@ class FusionPredictor:
             'point_mask': ((1, cfg.num_frames, cfg.max_points), torch.bool),
             'frame_mask': ((1, cfg.num_frames), torch.bool),
             'time_offsets': ((1, cfg.num_frames), torch.float32),
+            'ego_speed': ((1,), torch.float32),
+            'ego_speed_valid': ((1,), torch.bool),
         }
         for name, (shape, dtype) in shapes.items():
             self._buffers['host_' + name] = torch.empty(shape, dtype=dtype, pin_memory=True)
@@ -233,10 +235,14 @@ class FusionPredictor:
 
     def predict(
         self, rgb: np.ndarray, radar: RadarSequence, modality: str = 'fused',
+        ego_speed: float | None = None,
     ) -> Prediction:
-        """One camera frame (H, W, 3) uint8 RGB + its radar history -> Prediction."""
+        """One camera frame (H, W, 3) uint8 RGB + radar history + ego speed -> Prediction.
+
+        `ego_speed` [m/s] from odometry; None when unknown (the model's no-speed path).
+        """
         start = time.perf_counter()
-        inputs = prepare_batch([rgb], [radar], self.config)
+        inputs = prepare_batch([rgb], [radar], self.config, [ego_speed])
         probs, accel, ttc = self.forward_arrays(inputs, modality)
         cls = int(np.argmax(probs[0]))
         return Prediction(
@@ -250,19 +256,24 @@ class FusionPredictor:
         rgb = np.zeros((cfg.image_height, cfg.image_width, 3), np.uint8)
         radar = RadarSequence.empty(cfg.num_frames, cfg.max_points, cfg.num_features)
         for modality in modalities:
-            self.predict(rgb, radar, modality)
+            self.predict(rgb, radar, modality, ego_speed=10.0)
 
     def predict_batch(
         self, rgbs: Sequence[np.ndarray], radars: Sequence[RadarSequence],
         modality: str = 'fused', batch_size: int = 64,
+        ego_speeds: Sequence[float | None] | np.ndarray | None = None,
     ) -> BatchPrediction:
         """Offline evaluation: many frames, run in chunks of `batch_size`."""
         if len(rgbs) != len(radars):
             raise ValueError(f'{len(rgbs)} images but {len(radars)} radar sequences')
+        if ego_speeds is not None and len(ego_speeds) != len(rgbs):
+            raise ValueError(f'{len(rgbs)} images but {len(ego_speeds)} ego speeds')
         start = time.perf_counter()
         parts = []
         for i in range(0, len(rgbs), batch_size):
-            inputs = prepare_batch(rgbs[i:i + batch_size], radars[i:i + batch_size], self.config)
+            speeds = None if ego_speeds is None else ego_speeds[i:i + batch_size]
+            inputs = prepare_batch(rgbs[i:i + batch_size], radars[i:i + batch_size], self.config,
+                                   speeds)
             parts.append(self.forward_arrays(inputs, modality))
         probs, accel, ttc = (np.concatenate(x) for x in zip(*parts, strict=True))
         cls = probs.argmax(axis=1)

@@ -32,12 +32,15 @@ class ModelInputs:
     point_mask: np.ndarray    # (B, T, N) bool
     frame_mask: np.ndarray    # (B, T) bool
     time_offsets: np.ndarray  # (B, T) float32 [s]
+    ego_speed: np.ndarray     # (B,) float32 [m/s], 0 where unknown
+    ego_speed_valid: np.ndarray  # (B,) bool
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {
             'image': self.image, 'radar_points': self.radar_points,
             'point_mask': self.point_mask, 'frame_mask': self.frame_mask,
-            'time_offsets': self.time_offsets,
+            'time_offsets': self.time_offsets, 'ego_speed': self.ego_speed,
+            'ego_speed_valid': self.ego_speed_valid,
         }
 
 
@@ -129,14 +132,29 @@ def collate_radar(
     return points, point_mask, frame_mask, offsets.astype(np.float32)
 
 
+def ego_speed_inputs(
+    speeds: Sequence[float | None] | np.ndarray | None, batch: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Speeds [m/s] (None or NaN: unknown) -> (ego_speed (B,) float32, ego_speed_valid (B,))."""
+    if speeds is None:
+        return np.zeros(batch, np.float32), np.zeros(batch, bool)
+    values = np.array([np.nan if v is None else v for v in speeds], np.float64)
+    if values.shape != (batch,):
+        raise ValueError(f'{values.size} ego speeds for a batch of {batch}')
+    valid = np.isfinite(values)
+    return np.where(valid, values, 0.0).astype(np.float32), valid
+
+
 def prepare_batch(
     rgbs: Sequence[np.ndarray], sequences: Sequence[RadarSequence], config: FusionModelConfig,
+    ego_speeds: Sequence[float | None] | np.ndarray | None = None,
 ) -> ModelInputs:
-    """Camera frames + radar sequences (same length) -> one ModelInputs batch."""
+    """Camera frames + radar sequences (+ ego speeds [m/s]) -> one ModelInputs batch."""
     if len(rgbs) != len(sequences):
         raise ValueError(f'{len(rgbs)} images but {len(sequences)} radar sequences')
     if not len(rgbs):
         raise ValueError('empty batch')
     image = np.stack([preprocess_image(rgb, config) for rgb in rgbs])
     points, point_mask, frame_mask, offsets = collate_radar(sequences, config)
-    return ModelInputs(image, points, point_mask, frame_mask, offsets)
+    speed, speed_valid = ego_speed_inputs(ego_speeds, len(rgbs))
+    return ModelInputs(image, points, point_mask, frame_mask, offsets, speed, speed_valid)

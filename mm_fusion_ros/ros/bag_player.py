@@ -3,7 +3,7 @@
 `BagPlayer` publishes a bag's camera and radar messages on the graph's sensor topics at `rate`
 times the recorded pace, with /clock following bag time, so nodes running with use_sim_time see
 recorded time and their watchdogs and dwell timers run on it. The delivery order is
-`evaluation.replay.replay_events`, shared with the offline mode: a radar frame that the
+`bags.delivery.delivery_order`, shared with the offline mode: a radar frame that the
 approximate-time sync pairs with a camera frame is published at least `radar_lead` (bag time)
 before that camera frame, never after it, and each /clock update goes out `clock_settle` before its
 message, so decision_node's watchdog sees the new time before the message. `ros2 bag play`
@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Any
 
+from nav_msgs.msg import Odometry
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import Executor, SingleThreadedExecutor
@@ -34,7 +35,8 @@ from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
-from mm_fusion_ros.bags.reader import POINT_CLOUD2, BagTopics, open_bag
+from mm_fusion_ros.bags.delivery import delivery_order
+from mm_fusion_ros.bags.reader import ODOMETRY, POINT_CLOUD2, BagTopics, open_bag
 from mm_fusion_ros.evaluation.replay import (
     NO_ACTION,
     BagResult,
@@ -42,13 +44,13 @@ from mm_fusion_ros.evaluation.replay import (
     camera_duration_s,
     frames_from_rows,
     node_configs,
-    replay_events,
     truth_of,
 )
 from mm_fusion_ros.graph import (
     CAMERA_COMPRESSED,
     CAMERA_IMAGE,
     DECISION,
+    EGO_ODOMETRY,
     RADAR_POINTS,
     RAW_DECISION,
 )
@@ -99,6 +101,7 @@ class BagPlayer:
             CAMERA_COMPRESSED if compressed else CAMERA_IMAGE, qos_profile_sensor_data)
         self.radar_pub = node.create_publisher(PointCloud2, RADAR_POINTS,
                                                qos_profile_sensor_data)
+        self.odom_pub = node.create_publisher(Odometry, EGO_ODOMETRY, qos_profile_sensor_data)
         self.clock_pub = node.create_publisher(Clock, '/clock', 10)
         self.published: dict[int, float] = {}  # camera stamp -> wall time published
         self.truth: dict[int, tuple[int, float]] = {}
@@ -130,9 +133,15 @@ class BagPlayer:
             first_ns = None
             wall0 = 0.0
             newest_radar = None
-            for ev in replay_events(bag, cfg.sync_slop, cfg.replay):
-                if ev.kind == 'truth':
+            for ev in delivery_order(bag, cfg.sync_slop, cfg.replay.reorder_window,
+                                     cfg.replay.radar_lead):
+                if ev.kind == 'ground_truth':
                     self.truth[ev.stamp_ns] = truth_of(ev.msg)
+                    continue
+                if ev.kind == 'odometry':  # unpaced: it runs ahead of the held camera frames
+                    self.odom_pub.publish(bytes(store.serialize_cdr(ev.msg, ODOMETRY)))
+                    continue
+                if ev.kind not in ('camera', 'radar'):
                     continue
                 if first_ns is None:
                     first_ns, wall0 = ev.clock_ns, time.perf_counter() + cfg.start_delay

@@ -1,4 +1,4 @@
-"""fusion_node: camera + radar -> model -> raw DrivingDecision, stamped with the camera stamp.
+"""fusion_node: camera + radar (+ odometry) -> model -> raw DrivingDecision at the camera stamp.
 
 Callbacks only decode and enqueue; one worker thread runs the model, so a slow model never
 blocks the executor. The camera queue is bounded and drops the oldest frame (counted and
@@ -11,6 +11,7 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -29,6 +30,7 @@ from mm_fusion_ros.ros.markers import decision_markers
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg
 from mm_fusion_ros.ros.params import declare_choice, declare_float, declare_int, declare_value
 from mm_fusion_ros.sensors.image import ImageDecodeError, image_to_rgb
+from mm_fusion_ros.sensors.odometry import OdometryError, forward_speed
 from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig
 from mm_fusion_ros.sensors.radar_presets import RadarPresetError, list_presets
 from mm_fusion_ros.sensors.sync import msg_stamp_ns
@@ -64,6 +66,11 @@ class FusionNode(Node):
             'How long a camera frame waits for its radar frame before running without [s].',
             0.0,
             1.0,
+        )
+        odometry_max_age = declare_float(
+            self, 'odometry_max_age', 0.2,
+            'Odometry older than this at a camera stamp leaves the ego speed unknown [s].',
+            0.0, 10.0,
         )
         self._queue_size = declare_int(
             self, 'queue_size', 1, 'Camera frames waiting for the model (drop oldest).', 1, 100
@@ -101,6 +108,7 @@ class FusionNode(Node):
                 radar_preset=preset,
                 sync_slop=self._sync_slop,
                 preprocess=RadarPreprocessConfig(max_points=max_radar_points),
+                odometry_max_age=odometry_max_age,
             ),
         )
         self.get_logger().info(
@@ -117,6 +125,8 @@ class FusionNode(Node):
             'dropped': 0,
             'image_rejected': 0,
             'radar_rejected': 0,
+            'odometry_frames': 0,
+            'odometry_rejected': 0,
             'degraded': 0,
             'clock_resets': 0,
         }
@@ -133,6 +143,15 @@ class FusionNode(Node):
         self._marker_pub = self.create_publisher(MarkerArray, '~/output/markers', 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         qos = dict(qos_overriding_options=QoSOverridingOptions.with_default_policies())
+        # Radar and odometry first: when a camera frame and its radar frame are ready in the
+        # same executor wait, rclpy runs callbacks in creation order, so the radar frame is
+        # buffered before the camera frame reaches the worker (no sync wait).
+        self.create_subscription(
+            PointCloud2, '~/input/radar', self._on_radar, qos_profile_sensor_data, **qos
+        )
+        self.create_subscription(
+            Odometry, '~/input/odom', self._on_odometry, qos_profile_sensor_data, **qos
+        )
         if transport == 'raw':
             self.create_subscription(
                 Image, '~/input/image', self._on_image, qos_profile_sensor_data, **qos
@@ -145,9 +164,6 @@ class FusionNode(Node):
                 qos_profile_sensor_data,
                 **qos,
             )
-        self.create_subscription(
-            PointCloud2, '~/input/radar', self._on_radar, qos_profile_sensor_data, **qos
-        )
         self.create_timer(diag_period, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._run_worker, name='fusion_inference')
         self._worker.start()
@@ -189,6 +205,17 @@ class FusionNode(Node):
             self._last_radar_points = points
             self._lock.notify_all()
 
+    def _on_odometry(self, msg: Odometry) -> None:
+        self._counts['odometry_frames'] += 1
+        try:
+            speed = forward_speed(msg)
+        except OdometryError as exc:
+            self._counts['odometry_rejected'] += 1
+            self.get_logger().warning(f'rejected odometry: {exc}', throttle_duration_sec=1.0)
+            return
+        with self._lock:
+            self._pipeline.add_odometry(msg_stamp_ns(msg), speed)
+
     def _reset_history(self, why: str) -> None:
         self.get_logger().warning(f'{why}: clearing radar history', throttle_duration_sec=1.0)
         self._counts['clock_resets'] += 1
@@ -219,14 +246,15 @@ class FusionNode(Node):
                     continue  # replaced by a newer frame while waiting
                 self._jobs.popleft()
                 seq = self._pipeline.sequence(stamp)
+                speed = self._pipeline.speed_at(stamp)
             self._sync_wait.add(time.perf_counter() - arrival)
             try:
-                prediction = self._predictor.predict(rgb, seq)
+                prediction = self._predictor.predict(rgb, seq, ego_speed=speed)
             except Exception as exc:  # noqa: BLE001 - never let the worker die silently
                 self.get_logger().error(f'inference failed: {exc}', throttle_duration_sec=1.0)
                 self._publish(self._pipeline.fallback(stamp, f'inference failed: {exc}'))
                 continue
-            reason = self._pipeline.radar_degraded_reason(seq)
+            reason = self._pipeline.degraded_reason(seq, speed)
             decision = self._pipeline.to_decision(stamp, prediction, reason)
             self._forward.add(prediction.latency_s)
             self._publish(decision)

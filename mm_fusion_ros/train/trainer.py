@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from mm_fusion_ros.evaluation.metrics import classification_report, plot_confusion_matrix
 from mm_fusion_ros.model.checkpoint import load_checkpoint, save_checkpoint
 from mm_fusion_ros.model.config import FusionModelConfig
+from mm_fusion_ros.model.export import INPUT_NAMES
 from mm_fusion_ros.model.fusion import FusionModel
 from mm_fusion_ros.model.predictor import resolve_device
 from mm_fusion_ros.model.preprocess import prepare_batch
@@ -40,7 +41,8 @@ def collate(samples: Sequence[dict[str, Any]], config: FusionModelConfig) -> dic
         RadarSequence(s['radar_points'], s['point_mask'], s['frame_mask'], s['time_offsets'])
         for s in samples
     ]
-    inputs = prepare_batch(rgbs, seqs, config)
+    speeds = np.array([float(s['ego_speed']) for s in samples], np.float32)  # NaN: unknown
+    inputs = prepare_batch(rgbs, seqs, config, speeds)
     batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.as_dict().items()}
     batch['action'] = torch.tensor([int(s['action']) for s in samples], dtype=torch.int64)
     batch['target_accel'] = torch.tensor(
@@ -51,9 +53,6 @@ def collate(samples: Sequence[dict[str, Any]], config: FusionModelConfig) -> dic
     batch['ttc_valid'] = torch.isfinite(ttc) & (ttc <= config.ttc_max)
     batch['condition'] = [str(s.get('condition', '')) for s in samples]
     return batch
-
-
-INPUTS = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets')
 
 
 def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
@@ -99,7 +98,7 @@ def evaluate(
     model.eval()
     y_true, y_pred, conditions, accel_err = [], [], [], []
     for batch in loader:
-        out = model(*(batch[k].to(device) for k in INPUTS), modality=modality)
+        out = model(*(batch[k].to(device) for k in INPUT_NAMES), modality=modality)
         y_true.append(batch['action'].numpy())
         y_pred.append(out.logits.argmax(-1).cpu().numpy())
         accel_err.append((out.accel.float().cpu() - batch['target_accel']).abs().numpy())
@@ -205,7 +204,7 @@ def train(
         start, total, seen = time.perf_counter(), 0.0, 0
         bar = progress(train_loader, desc=f'epoch {epoch + 1}/{config.epochs}')
         for batch in bar:
-            out = net(*(batch[k].to(device) for k in INPUTS), modality=config.modality)
+            out = net(*(batch[k].to(device) for k in INPUT_NAMES), modality=config.modality)
             terms = model.loss(
                 out,
                 batch['action'].to(device),
