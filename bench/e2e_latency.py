@@ -162,7 +162,9 @@ def main() -> int:
         print(f'  fusion_node arrival->publish p50 {lat50:.2f} ms  p99 {lat99:.2f} ms')
         print(f'  model predict()               p50 {fwd50:.2f} ms  p99 {fwd99:.2f} ms')
         print(f"  sync wait (arrival->inference) p50 {float(status['sync_wait_p50_ms']):.2f} ms  "
-              f"p99 {float(status['sync_wait_p99_ms']):.2f} ms")
+              f"p99 {float(status['sync_wait_p99_ms']):.2f} ms  (of which worker pickup p50 "
+              f"{float(status['pickup_p50_ms']):.2f} ms); publish p50 "
+              f"{float(status['publish_p50_ms']):.3f} ms")
         print(f'  node overhead / model time (p50): {(lat50 - fwd50) / fwd50:.2%}')
         print(
             f'  drops {status["dropped"]}, decisions {status["decisions"]}, '

@@ -167,6 +167,22 @@ class NodeFuzzer:
                 raise FuzzCrashError('radar reject miscounted')
         return outcome
 
+    def feed_odometry(self, msg: Any) -> str:
+        """One Odometry message through fusion_node._on_odometry."""
+        before = self.fusion.stats()
+        mark = len(self.fusion_log.records)
+        self._call(self.fusion._on_odometry, msg, 'fusion_node._on_odometry')
+        after = self.fusion.stats()
+        if after['odometry_frames'] != before['odometry_frames'] + 1:
+            raise FuzzCrashError('odometry message not counted')
+        rejected = after['odometry_rejected'] - before['odometry_rejected']
+        if rejected == 0:
+            return 'ok'
+        if rejected != 1:
+            raise FuzzCrashError('odometry reject miscounted')
+        self._warned(self.fusion_log, mark, 'rejected odometry')
+        return 'reject'
+
     def feed_decision(self, msg: Any) -> str:
         """One raw DrivingDecision through decision_node._on_decision."""
         before = self.decision._counts['decision_rejected']
@@ -183,6 +199,18 @@ class NodeFuzzer:
     def spin(self, seconds: float = 0.0) -> None:
         """Let timers and the inference worker run a little (keeps queues realistic)."""
         self.executor.spin_once(timeout_sec=seconds)
+
+
+@st.composite
+def odometry_messages(draw: st.DrawFn) -> Any:
+    """Odometry with any float speed (NaN, inf, absurd) and any stamp."""
+    from nav_msgs.msg import Odometry
+
+    msg = Odometry()
+    msg.header.stamp.sec = draw(st.integers(0, 2**31 - 1))
+    msg.header.stamp.nanosec = draw(st.integers(0, 999_999_999))
+    msg.twist.twist.linear.x = draw(st.floats(allow_nan=True, allow_infinity=True))
+    return msg
 
 
 def _counts(node: Any) -> dict:

@@ -1,11 +1,12 @@
 """Sensor dropout and recovery through the real graph over DDS (random-weight model).
 
-A probe publishes 20 Hz camera + radar and switches either stream off and on again:
+A probe publishes 20 Hz camera + radar + odometry and switches each stream off and on again:
 - radar gone (camera-only period): the final decision degrades within 2 radar periods, the
   fusion node marks its own output degraded, a sustained loss ends in a controlled stop, and
   the graph recovers to non-degraded decisions when the radar returns;
 - camera gone (radar-only period): the fusion node falls silent and decision_node's
-  decision_timeout brings a controlled stop; recovery when the camera returns.
+  decision_timeout brings a controlled stop; recovery when the camera returns;
+- odometry gone: the model runs without the ego speed, its output flagged degraded.
 Bounds carry scheduling slack (2 shared cores), as in test_decision_node.py.
 """
 
@@ -63,6 +64,7 @@ class Graph:
         self.probe.create_subscription(AccelStamped, ACCEL_COMMAND, self.commands.append, 50)
         self.camera_on = True
         self.radar_on = True
+        self.odom_on = True
         self.last_radar = self.last_camera = 0.0
         self.frames = 0
         assert spin_until(executor, lambda: (
@@ -72,7 +74,8 @@ class Graph:
 
     def _tick(self):
         stamp = self.probe.get_clock().now().to_msg()
-        self.odom_pub.publish(odometry(stamp))
+        if self.odom_on:
+            self.odom_pub.publish(odometry(stamp))
         if self.radar_on:
             self.radar_pub.publish(radar_cloud(stamp))
             self.last_radar = time.monotonic()
@@ -163,3 +166,18 @@ def test_camera_dropout_stops_the_car_then_recovers(graph):
 
     graph.camera_on = True
     graph.wait_healthy(since=time.monotonic())
+
+
+def test_odometry_dropout_flags_the_model_output_then_recovers(graph):
+    graph.wait_healthy()
+    graph.odom_on = False
+    stop = time.monotonic()
+    # odometry_max_age 0.2 s: later frames run the model's speed-unknown path, flagged.
+    assert graph.spin_until(lambda: any(
+        t > stop + 0.3 and m.degraded and 'no odometry' in m.degraded_reason
+        for t, m in graph.raw), 5.0), 'fusion_node output not flagged without odometry'
+    assert any(m.source == DrivingDecision.SOURCE_MODEL for t, m in graph.raw if t > stop + 0.3)
+    graph.odom_on = True
+    back = time.monotonic()
+    graph.wait_healthy(since=back)
+    assert not graph.raw[-1][1].degraded, graph.raw[-1][1].degraded_reason

@@ -19,7 +19,12 @@ pytest.importorskip(
 pytest.importorskip('torch')
 
 from test.fuzz_cases import FakeImage, Header, Stamp, cases, fuzz_settings  # noqa: E402
-from test.fuzz_nodes import fuzz_graph, random_checkpoint, raw_decisions  # noqa: E402
+from test.fuzz_nodes import (  # noqa: E402
+    fuzz_graph,
+    odometry_messages,
+    random_checkpoint,
+    raw_decisions,
+)
 
 EXAMPLES = int(os.environ.get('MM_FUZZ_EXAMPLES', '300'))
 
@@ -44,12 +49,19 @@ def test_decision_callback_never_raises_nor_commands_nan(fuzzer, msg):
     fuzzer.feed_decision(msg)
 
 
+@fuzz_settings(EXAMPLES // 3)
+@given(odometry_messages())
+def test_odometry_callback_never_raises_and_counts_rejects(fuzzer, msg):
+    fuzzer.feed_odometry(msg)
+
+
 def test_counters_add_up(fuzzer):
     stats = fuzzer.fusion.stats()
     assert stats['image_rejected'] > 0 and stats['radar_rejected'] > 0
     assert stats['image_rejected'] <= stats['camera_frames']
     assert fuzzer.decision._counts['radar_rejected'] == stats['radar_rejected']
     assert fuzzer.decision._counts['decision_rejected'] > 0
+    assert 0 < stats['odometry_rejected'] < stats['odometry_frames']
     assert fuzzer.real > 0 and fuzzer.fake > 0  # both kinds of input were exercised
     # The rejects show up in the diagnostics the node publishes.
     fuzzer.fusion._publish_diagnostics()

@@ -133,6 +133,8 @@ class FusionNode(Node):
         self._latency = LatencyStats()
         self._forward = LatencyStats()
         self._sync_wait = LatencyStats()  # camera arrival -> inference start (queue + radar sync)
+        self._pickup = LatencyStats()  # camera arrival -> the worker holds the frame (handoff)
+        self._post = LatencyStats()  # inference end -> decision published
         self._camera_rate = RateMeter()
         self._radar_rate = RateMeter()
         self._last_camera_stamp = None
@@ -232,6 +234,7 @@ class FusionNode(Node):
                 if self._stop:
                     return
                 stamp, rgb, arrival = self._jobs[0]
+                picked = time.perf_counter()
                 # Approximate-time sync: wait (bounded) for the radar frame of this camera
                 # frame; after radar_wait the model runs on the history it has.
                 deadline = arrival + self._radar_wait
@@ -247,6 +250,7 @@ class FusionNode(Node):
                 self._jobs.popleft()
                 seq = self._pipeline.sequence(stamp)
                 speed = self._pipeline.speed_at(stamp)
+            self._pickup.add(picked - arrival)
             self._sync_wait.add(time.perf_counter() - arrival)
             try:
                 prediction = self._predictor.predict(rgb, seq, ego_speed=speed)
@@ -257,8 +261,11 @@ class FusionNode(Node):
             reason = self._pipeline.degraded_reason(seq, speed)
             decision = self._pipeline.to_decision(stamp, prediction, reason)
             self._forward.add(prediction.latency_s)
+            inferred = time.perf_counter()
             self._publish(decision)
-            self._latency.add(time.perf_counter() - arrival)
+            published = time.perf_counter()
+            self._post.add(published - inferred)
+            self._latency.add(published - arrival)
             if self._markers_every and self._counts['decisions'] % self._markers_every == 0:
                 self._marker_pub.publish(
                     decision_markers(
@@ -292,6 +299,8 @@ class FusionNode(Node):
             forward_p99_ms=self._forward.percentile(99) * 1e3,
             sync_wait_p50_ms=self._sync_wait.percentile(50) * 1e3,
             sync_wait_p99_ms=self._sync_wait.percentile(99) * 1e3,
+            pickup_p50_ms=self._pickup.percentile(50) * 1e3,
+            publish_p50_ms=self._post.percentile(50) * 1e3,
             device=str(self._predictor.device),
         )
 
