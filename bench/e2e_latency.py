@@ -60,7 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--seconds', type=float, default=60.0)
     parser.add_argument('--rate', type=float, default=20.0)
-    parser.add_argument('--executor', default='single', choices=('single', 'events', 'multi'))
+    parser.add_argument('--executor', default='events', choices=('single', 'events', 'multi'))
     parser.add_argument('--checkpoint', default=None)
     args = parser.parse_args()
 

@@ -64,7 +64,7 @@ def main() -> int:
     parser.add_argument('--sample', type=float, default=10.0, help='RSS sample period [s]')
     parser.add_argument('--target', type=float, default=5.0, help='max RSS growth [%%]')
     parser.add_argument('--checkpoint', default=None)
-    parser.add_argument('--executor', default='single', choices=('single', 'events', 'multi'))
+    parser.add_argument('--executor', default='events', choices=('single', 'events', 'multi'))
     args = parser.parse_args()
 
     duration = args.minutes * 60.0

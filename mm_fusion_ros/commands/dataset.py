@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--val-seed', type=int, default=VAL_SEED)
     parser.add_argument('--test-seed', type=int, default=TEST_SEED)
     parser.add_argument(
+        '--driving-noise', type=float, default=1.5,
+        help='[m/s^2] std of the acceleration offset the training split is driven with '
+             '(DrivingNoise, half the episodes; 0 = the plain expert); val/test never')
+    parser.add_argument(
         '--splits', default='train,val,test', help='comma list of the splits to build')
 
 
@@ -31,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mm_fusion_ros.data.cache import CacheConfig, build_cache_from_sim
     from mm_fusion_ros.sim.scenarios import scenario_mix
+    from mm_fusion_ros.sim.simulator import DrivingNoise
 
     ranges = sorted([
         (args.train_seed, args.train_episodes), (args.val_seed, args.val_episodes),
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
             Path(args.out) / split,
             config,
             progress=True,
+            noise=DrivingNoise(sigma=args.driving_noise)
+            if split == 'train' and args.driving_noise > 0 else None,
         )
         counts = result.manifest['class_counts']
         print(

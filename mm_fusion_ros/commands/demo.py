@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=900000, help='first held-out seed')
     parser.add_argument('--checkpoint', default=None, help='model .pt (default: shipped)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
-    parser.add_argument('--executor', default='single', choices=('single', 'multi', 'events'))
+    parser.add_argument('--executor', default='events', choices=('single', 'multi', 'events'))
 
 
 def run(args: argparse.Namespace) -> int:

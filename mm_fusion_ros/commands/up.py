@@ -15,9 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--use-sim-time', action='store_true', help='follow /clock')
     parser.add_argument(
         '--executor',
-        default='single',
+        default='events',
         choices=('single', 'multi', 'events'),
-        help='rclpy executor (single measured cheapest with the inference worker thread)',
+        help='rclpy executor (events measured cheapest: bench/e2e_latency.py)',
     )
 
 

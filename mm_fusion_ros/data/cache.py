@@ -330,7 +330,7 @@ def _prepare_out(out_dir: str | Path) -> Path:
 
 
 def _finish(out: Path, writer: _ShardWriter, cfg: CacheConfig, sources: list[SourceStats],
-            t0: float, origin: str) -> CacheResult:
+            t0: float, origin: str, extra: dict[str, Any] | None = None) -> CacheResult:
     writer.flush()
     h = hashlib.sha256()
     for shard in writer.shards:
@@ -341,6 +341,7 @@ def _finish(out: Path, writer: _ShardWriter, cfg: CacheConfig, sources: list[Sou
     manifest = {
         'format': CACHE_FORMAT, 'version': CACHE_VERSION, 'origin': origin,
         'config': cfg_dict,
+        **(extra or {}),
         'num_samples': sum(s['samples'] for s in writer.shards),
         'image_shape': [cfg.image_height, cfg.image_width, 3],
         'radar_shape': [cfg.num_frames, cfg.max_points, NUM_RADAR_FEATURES],
@@ -389,12 +390,13 @@ def _detect(bag: Path) -> BagTopics:
 def build_cache_from_sim(
     configs: Iterable[Any], out_dir: str | Path, config: CacheConfig | None = None,
     base_time_ns: int = DEFAULT_BASE_TIME_NS, progress: bool = False,
-    options: Any = None,
+    options: Any = None, noise: Any = None,
 ) -> CacheResult:
     """The same cache as sim -> bag -> cache, without writing bags (for big training runs).
 
-    Each ScenarioConfig runs closed-loop under the expert (as `mm-fusion record` does) and
-    its frames are streamed into the shards.
+    Each ScenarioConfig runs closed-loop under the expert (as `mm-fusion record` does), with
+    `noise` (`sim.simulator.DrivingNoise`) on its executed acceleration when given, and its
+    frames are streamed into the shards.
     """
     from mm_fusion_ros.sim.camera import CameraModel
     from mm_fusion_ros.sim.simulator import SimOptions, Simulator
@@ -409,20 +411,23 @@ def build_cache_from_sim(
     for i, sc in enumerate(_progress(list(configs), progress, 'episodes')):
         stats = SourceStats(name=f'sim:{sc.scenario.value}/{sc.condition.value}/seed{sc.seed}')
         sources.append(stats)
-        frames = sim_episode_frames(Simulator(sc, opts, camera))
+        frames = sim_episode_frames(Simulator(sc, opts, camera), noise)
         for sample in sim_samples(frames, sc, cfg, i, stats, base_time_ns):
             writer.add(sample)
-    return _finish(out, writer, cfg, sources, t0, 'sim')
+    return _finish(out, writer, cfg, sources, t0, 'sim',
+                   {'driving_noise': asdict(noise) if noise is not None else None})
 
 
-def sim_episode_frames(sim: Any) -> Iterator[Any]:
-    """Frames of one expert-driven episode, generated lazily (one frame in memory)."""
-    from mm_fusion_ros.sim.simulator import expert_policy
+def sim_episode_frames(sim: Any, noise: Any = None) -> Iterator[Any]:
+    """Frames of one expert-driven episode (optionally with `DrivingNoise`), generated lazily."""
+    from mm_fusion_ros.sim.simulator import NoisyExpertPolicy, expert_policy
 
+    policy = expert_policy if noise is None else NoisyExpertPolicy(
+        noise, sim.config.seed, sim.config.dt)
     frame = sim.reset()
     yield frame
     while not frame.done:
-        frame = sim.step(expert_policy(frame))
+        frame = sim.step(policy(frame))
         yield frame
 
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import time
 
 from mm_fusion_ros.evaluation.closed_loop import EpisodeOutcome, drive
-from mm_fusion_ros.ros.runner import running_graph
+from mm_fusion_ros.ros.runner import DEFAULT_EXECUTOR, running_graph
 from mm_fusion_ros.sim.scenarios import SCENARIO_TYPES
 from mm_fusion_ros.sim.simulator import expert_policy
 
@@ -24,7 +24,7 @@ def run_closed_loop_graph(
     seed: int = 900_000,
     checkpoint: str | None = None,
     device: str = 'auto',
-    executor: str = 'single',
+    executor: str = DEFAULT_EXECUTOR,
     timeout_s: float = 1800.0,
 ) -> ClosedLoopResult:
     """Drive `episodes` held-out scenarios (one per type, cycling) through the node graph."""

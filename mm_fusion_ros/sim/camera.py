@@ -243,7 +243,7 @@ class CameraModel:
             if 1.0 < d < self.config.max_depth:
                 items.append((d, a))
         if world.light is not None:
-            d = world.light.x_stop + 1.0 - cam_x
+            d = world.light.x_signal - cam_x
             if 1.0 < d < self.config.max_depth:
                 items.append((d, world.light))
         items.sort(key=lambda item: -item[0])

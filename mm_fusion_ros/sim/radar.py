@@ -136,11 +136,11 @@ class RadarModel:
             vel.append(np.zeros((n, 2)))
             rcs.append(c.rcs_guardrail + c.sigma_rcs * rng.standard_normal(n))
         light = world.light
-        if light is not None and 0.0 < light.x_stop + 1.0 - sx < c.max_range:
+        if light is not None and 0.0 < light.x_signal - sx < c.max_range:
             n = 3
             gy = rng.uniform(-road.half_width, road.half_width, n) - ego.y
             gz = rng.uniform(5.5, 6.1, n) - sz
-            pos.append(np.stack([np.full(n, light.x_stop + 1.0 - sx), gy, gz], axis=1))
+            pos.append(np.stack([np.full(n, light.x_signal - sx), gy, gz], axis=1))
             vel.append(np.zeros((n, 2)))
             rcs.append(c.rcs_gantry + c.sigma_rcs * rng.standard_normal(n))
         lo, hi = fx.clutter_points

@@ -10,7 +10,8 @@ Camera alone (one frame) misses
 - anything beyond ~30 m in fog (contrast e-folds at 28 m), unlit objects beyond the headlight
   cone at night, brake lights and distant lamps washed out by glare, small objects in rain.
 Radar alone misses
-- the traffic light state (it sees the gantry, never the colour): RED/YELLOW/GREEN_LIGHT;
+- the traffic light state (it sees the far-side gantry, never the colour):
+  RED/YELLOW/GREEN_LIGHT;
 - weak pedestrians (-5 dBsm, detected well under half the time beyond ~20 m), and a pedestrian
   on the sidewalk vs on the road is a few metres of noisy azimuth;
 - targets in dropouts (30 % of frames missing, 40 % per-target misses), and clutter/ghosts

@@ -10,9 +10,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from mm_fusion_ros.actions import Action
 from mm_fusion_ros.sim.camera import CameraConfig, CameraModel
 from mm_fusion_ros.sim.conditions import CONDITIONS
-from mm_fusion_ros.sim.dynamics import DecisionLike, DynamicsConfig, EgoDynamics, EgoState
+from mm_fusion_ros.sim.dynamics import (
+    Command,
+    DecisionLike,
+    DynamicsConfig,
+    EgoDynamics,
+    EgoState,
+)
 from mm_fusion_ros.sim.expert import Expert, ExpertConfig, ExpertLabel
 from mm_fusion_ros.sim.metrics import EpisodeMetrics, MetricsRecorder, boxes_overlap, crossed_red
 from mm_fusion_ros.sim.radar import RadarConfig, RadarModel
@@ -155,6 +162,46 @@ Policy = Callable[[SimFrame], DecisionLike]
 def expert_policy(frame: SimFrame) -> DecisionLike:
     """The baseline driver: act on the ground-truth label."""
     return frame.label
+
+
+@dataclass(frozen=True)
+class DrivingNoise:
+    """A slowly varying offset on the expert's executed acceleration, for training data.
+
+    A model trained only on the states the expert itself visits never sees the states its own
+    errors lead to (braking late for a light, arriving fast behind a stopped car) and fails
+    there. Executing the expert's decision with a perturbed acceleration (DART, Laskey et al.,
+    2017) makes the data visit them; every label stays the expert's decision for the state
+    actually reached. Emergency braking is executed unperturbed.
+    """
+
+    sigma: float = 1.5  # [m/s^2] stationary std of the offset (Ornstein-Uhlenbeck)
+    tau: float = 2.0  # [s] correlation time of the offset
+    episode_share: float = 0.5  # share of episodes driven with the offset
+
+    def __post_init__(self) -> None:
+        if self.sigma < 0 or self.tau <= 0 or not 0.0 <= self.episode_share <= 1.0:
+            raise ValueError('need sigma >= 0, tau > 0, episode_share in [0, 1]')
+
+
+class NoisyExpertPolicy:
+    """The expert's decisions with `DrivingNoise` on the acceleration (seeded per episode)."""
+
+    def __init__(self, noise: DrivingNoise, seed: int, dt: float) -> None:
+        self._rng = np.random.default_rng([int(seed), 4])
+        self.active = bool(self._rng.random() < noise.episode_share) and noise.sigma > 0
+        self._decay = float(np.exp(-dt / noise.tau))
+        self._step_std = noise.sigma * float(np.sqrt(1.0 - self._decay ** 2))
+        self.offset = noise.sigma * float(self._rng.standard_normal())
+
+    def __call__(self, frame: SimFrame) -> DecisionLike:
+        label = frame.label
+        if not self.active:
+            return label
+        self.offset = self._decay * self.offset + self._step_std * self._rng.standard_normal()
+        if label.action == Action.EMERGENCY_BRAKE:
+            return label
+        return Command(label.action, label.target_acceleration + self.offset)
 
 
 def run_episode(

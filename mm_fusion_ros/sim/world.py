@@ -101,9 +101,16 @@ class Actor:
 
 @dataclass
 class TrafficLight:
-    """A light over all lanes with a stop line; phases run once after a trigger."""
+    """Signal heads on a gantry over all lanes, a stop line; phases run once after a trigger.
+
+    The gantry stands on the far side of the junction (`signal_offset` beyond the stop line,
+    as far-side signals do), so the light stays in the camera's view while the car waits at
+    the line; a near-side gantry leaves the frame in the last metres and no single frame
+    could then tell a red light from a green one.
+    """
 
     x_stop: float  # [m] stop line position
+    signal_offset: float = 20.0  # [m] gantry distance beyond the stop line
     initial: LightState = LightState.GREEN
     trigger_time: float | None = None  # [s] start the phases at this sim time
     trigger_distance: float | None = None  # [m] or when the ego front is this close
@@ -113,6 +120,11 @@ class TrafficLight:
 
     def __post_init__(self) -> None:
         self.state = self.initial
+
+    @property
+    def x_signal(self) -> float:
+        """[m] x of the signal gantry."""
+        return self.x_stop + self.signal_offset
 
     def update(self, t: float, ego_front_x: float) -> None:
         if self._started is None:
