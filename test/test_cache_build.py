@@ -83,6 +83,23 @@ def test_radar_sequences_match_the_fusion_pipeline(bag_dir, tmp_path):
             np.testing.assert_array_equal(shard['time_offsets'][i], seq.time_offsets)
             i += 1
     assert i == len(frames) == res.samples
+    # Ego speed = the sim's odometry at each camera stamp; no driving noise on this cache.
+    np.testing.assert_array_equal(shard['ego_speed'],
+                                  np.float32([f.ego.speed for f in frames]))
+    assert res.manifest['driving_noise'] is None
+
+
+def test_driving_noise_is_recorded_and_changes_the_states(tmp_path):
+    from mm_fusion_ros.sim.simulator import DrivingNoise
+
+    noise = DrivingNoise(sigma=1.5, episode_share=1.0)
+    plain = build_cache_from_sim(CONFIGS[:1], tmp_path / 'plain')
+    noisy = build_cache_from_sim(CONFIGS[:1], tmp_path / 'noisy', noise=noise)
+    assert noisy.manifest['driving_noise'] == {'sigma': 1.5, 'tau': 2.0, 'episode_share': 1.0}
+    a = _load(plain.out_dir / plain.manifest['shards'][0]['file'])
+    b = _load(noisy.out_dir / noisy.manifest['shards'][0]['file'])
+    assert not np.array_equal(a['ego_speed'], b['ego_speed'])  # other states were visited
+    assert plain.data_hash != noisy.data_hash
 
 
 def test_shapes_labels_and_manifest(bag_dir, tmp_path):
