@@ -37,7 +37,7 @@ def graph_overrides(args: argparse.Namespace) -> dict[str, dict]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mm_fusion_ros.ros.runner import running_graph
+    from mm_fusion_ros.ros.runner import running_graph, spin
 
     with running_graph(
         args.graph,
@@ -47,12 +47,8 @@ def run(args: argparse.Namespace) -> int:
         executor=args.executor,
         use_sim_time=args.use_sim_time,
     ) as (executor, nodes):
-        context = next(iter(nodes.values())).context
         try:
-            # spin_once in a loop: the experimental EventsExecutor's spin() dispatches nothing
-            # in the rclpy 9.1 wheels, spin_once does (and works for every executor).
-            while context.ok():
-                executor.spin_once(timeout_sec=0.1)
+            spin(executor, next(iter(nodes.values())).context)
         except KeyboardInterrupt:
             pass
     return 0

@@ -29,6 +29,7 @@ from mm_fusion_ros.ros import diagnostics
 from mm_fusion_ros.ros.markers import decision_markers
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg
 from mm_fusion_ros.ros.params import declare_choice, declare_float, declare_int, declare_value
+from mm_fusion_ros.ros.runner import DEFAULT_EXECUTOR, make_executor, spin
 from mm_fusion_ros.sensors.image import ImageDecodeError, image_to_rgb
 from mm_fusion_ros.sensors.odometry import OdometryError, forward_speed
 from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig
@@ -348,7 +349,10 @@ def main(args=None) -> int:
     node = None
     try:
         node = FusionNode()
-        rclpy.spin(node)
+        # The events executor hands frames to the inference worker fastest (see runner).
+        executor = make_executor(DEFAULT_EXECUTOR, node.context)
+        executor.add_node(node)
+        spin(executor, node.context)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (CheckpointError, RadarPresetError, ValueError) as exc:

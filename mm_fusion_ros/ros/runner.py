@@ -47,6 +47,16 @@ def make_executor(kind: str, context: Context) -> Executor:
     raise ValueError(f'executor must be one of {EXECUTORS}, got {kind!r}')
 
 
+def spin(executor: Executor, context: Context) -> None:
+    """Spin until the context shuts down.
+
+    spin_once in a loop: the experimental EventsExecutor's spin() dispatches nothing in the
+    rclpy 9.1 wheels, spin_once does (and works for every executor).
+    """
+    while context.ok():
+        executor.spin_once(timeout_sec=0.1)
+
+
 def overrides_file(overrides: dict[str, dict], directory: str) -> str | None:
     """Write per-node parameter overrides ({node_name: {param: value}}) as a params file."""
     if not overrides:
