@@ -243,3 +243,17 @@ def test_loss_can_overfit_a_tiny_batch():
         opt.step()
         first = first if first is not None else loss.total.item()
     assert loss.total.item() < 0.5 * first
+
+
+def test_class_weights_weight_the_acceleration_term():
+    model = make_model()
+    out = run(model, example_inputs(model, batch_size=2))
+    target = out.accel.detach().clone()
+    target[1] -= 5.0  # a large miss on sample 1 only
+    actions = torch.tensor([0, 3])
+    light = model.loss(out, actions, target, torch.ones(2), torch.zeros(2, dtype=torch.bool),
+                       class_weights=torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 1.0]))
+    heavy = model.loss(out, actions, target, torch.ones(2), torch.zeros(2, dtype=torch.bool),
+                       class_weights=torch.tensor([1.0, 1.0, 1.0, 4.0, 1.0, 1.0]))
+    assert heavy.accel > light.accel  # the emergency-brake miss counts 4x
+    torch.testing.assert_close(heavy.accel, torch.tensor(4.5 * 4 / 5))

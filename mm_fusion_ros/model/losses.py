@@ -1,5 +1,10 @@
 """Training loss: decision cross-entropy + smooth-L1 acceleration + masked log-TTC.
 
+The class weights weight the acceleration term too (a weighted mean over the batch): the
+rare classes are the ones with hard braking (STOP, EMERGENCY_BRAKE), and an unweighted mean
+lets the many cruising samples (about 0 m/s^2) pull their targets towards zero; a STOP with
+a timid deceleration runs the light in closed loop.
+
 TTC targets are clipped to [ttc_min, ttc_max] and compared in log space (an error of 0.5 s
 matters at 1 s, not at 9 s); samples without a meaningful TTC (`ttc_valid` False, e.g. no lead
 object) contribute nothing, and the TTC term averages over valid samples only.
@@ -51,7 +56,13 @@ def fusion_loss(
         logits, target_action.long(),
         weight=None if class_weights is None else class_weights.to(logits),
         label_smoothing=w.label_smoothing)
-    accel = F.smooth_l1_loss(output.accel.float(), target_accel.float(), beta=w.accel_beta)
+    accel_err = F.smooth_l1_loss(output.accel.float(), target_accel.float(), beta=w.accel_beta,
+                                 reduction='none')
+    if class_weights is None:
+        accel = accel_err.mean()
+    else:
+        sample_w = class_weights.to(logits)[target_action.long()]
+        accel = (sample_w * accel_err).sum() / sample_w.sum()
     valid = ttc_valid.bool() & ~torch.isnan(target_ttc)
     target = torch.where(valid, target_ttc.float(), config.ttc_max)  # no NaN in the graph
     target_log = target.clamp(config.ttc_min, config.ttc_max).log()
