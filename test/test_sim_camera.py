@@ -65,7 +65,7 @@ def test_light_state_rendered_in_its_colour():
     ego = EgoState(0.0, 0.0, 10.0)
     expected = {LightState.RED: 0, LightState.YELLOW: None, LightState.GREEN: 1}
     for state, channel in expected.items():
-        light = TrafficLight(x_stop=20.0, initial=state)
+        light = TrafficLight(x_stop=20.0, initial=state, signal_offset=1.0)
         img = cam.render(World(RoadConfig(), [], light), ego, Condition.CLEAR).astype(int)
         top = img[:40]
         r, g, b = top[..., 0], top[..., 1], top[..., 2]
