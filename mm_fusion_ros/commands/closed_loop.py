@@ -27,12 +27,14 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from mm_fusion_ros.bags import load_bag_topics
     from mm_fusion_ros.evaluation.closed_loop import (
         ModelPolicy,
         drive,
         outcomes_to_rows,
         summarize,
     )
+    from mm_fusion_ros.evaluation.replay import node_configs
     from mm_fusion_ros.model.predictor import FusionPredictor
     from mm_fusion_ros.paths import default_checkpoint
     from mm_fusion_ros.report import table
@@ -49,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         )
         predictor.warmup(('fused', 'camera', 'radar'))
     camera = CameraModel()
+    nodes = node_configs(load_bag_topics('sim'))  # fusion.yaml / decision.yaml, as the nodes
     results, summaries = {}, []
     for driver in drivers:
         outcomes = []
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
             if driver == 'expert':
                 outcomes.append(drive(config, expert_policy, camera, render=False))
             else:
-                outcomes.append(drive(config, ModelPolicy(predictor, driver), camera))
+                outcomes.append(drive(config, ModelPolicy(predictor, driver, nodes.pipeline,
+                                                          nodes.safety), camera))
         results[driver] = outcomes
         s = summarize(outcomes)
         summaries.append(
