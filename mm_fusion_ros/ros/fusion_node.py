@@ -147,8 +147,9 @@ class FusionNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         qos = dict(qos_overriding_options=QoSOverridingOptions.with_default_policies())
         # Radar and odometry first: when a camera frame and its radar frame are ready in the
-        # same executor wait, rclpy runs callbacks in creation order, so the radar frame is
-        # buffered before the camera frame reaches the worker (no sync wait).
+        # same wait, rclpy's wait-set executors run callbacks in creation order, so the radar
+        # frame is buffered before the camera frame reaches the worker (the events executor
+        # dispatches in arrival order, where the radar frame published first is first).
         self.create_subscription(
             PointCloud2, '~/input/radar', self._on_radar, qos_profile_sensor_data, **qos
         )
