@@ -47,13 +47,29 @@ def sim_frames(count: int):
     return frames
 
 
-def odometry_msg(stamp, speed: float) -> Odometry:
-    msg = Odometry()
-    msg.header.stamp = stamp
-    msg.header.frame_id = 'odom'
-    msg.child_frame_id = 'base_link'
-    msg.twist.twist.linear.x = speed
-    return msg
+class SensorPublisher:
+    """Publishes one pre-rendered frame as odometry, radar and camera messages, now-stamped."""
+
+    def __init__(self, node) -> None:
+        self.fields = load_preset('sim').layout_fields()
+        self.image = node.create_publisher(Image, CAMERA_IMAGE, qos_profile_sensor_data)
+        self.radar = node.create_publisher(PointCloud2, RADAR_POINTS, qos_profile_sensor_data)
+        self.odom = node.create_publisher(Odometry, EGO_ODOMETRY, qos_profile_sensor_data)
+
+    def publish(self, frame) -> int:
+        """Publish (rgb, radar, speed); returns the stamp [ns]."""
+        rgb, radar, speed = frame
+        stamp_ns = time.time_ns()
+        header = Header(frame_id='radar')
+        header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        odom = Odometry(header=Header(stamp=header.stamp, frame_id='odom'),
+                        child_frame_id='base_link')
+        odom.twist.twist.linear.x = speed
+        self.odom.publish(odom)
+        pts = radar[:, :5] if radar is not None else np.zeros((0, 5), np.float32)
+        self.radar.publish(create_cloud(header, self.fields, pts))
+        self.image.publish(rgb_image_msg(rgb, header.stamp))
+        return stamp_ns
 
 
 def main() -> int:
@@ -84,12 +100,9 @@ def main() -> int:
 
     n = int(args.seconds * args.rate)
     frames = sim_frames(min(n, 600))
-    fields = load_preset('sim').layout_fields()
     rclpy.init()
     node = rclpy.create_node('e2e_latency_bench')
-    image_pub = node.create_publisher(Image, CAMERA_IMAGE, qos_profile_sensor_data)
-    radar_pub = node.create_publisher(PointCloud2, RADAR_POINTS, qos_profile_sensor_data)
-    odom_pub = node.create_publisher(Odometry, EGO_ODOMETRY, qos_profile_sensor_data)
+    sensors = SensorPublisher(node)
     raw_rx, final_rx, diags = {}, {}, []
     node.create_subscription(
         DrivingDecision,
@@ -107,7 +120,7 @@ def main() -> int:
 
     deadline = time.monotonic() + 60
     while (
-        image_pub.get_subscription_count() == 0 or node.count_publishers(DECISION) == 0
+        sensors.image.get_subscription_count() == 0 or node.count_publishers(DECISION) == 0
     ) and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
     time.sleep(1.0)  # let the graph finish discovery
@@ -119,16 +132,7 @@ def main() -> int:
         target = start + i * period
         while time.monotonic() < target:
             rclpy.spin_once(node, timeout_sec=max(0.0, target - time.monotonic()))
-        rgb, radar, speed = frames[i % len(frames)]
-        stamp_ns = time.time_ns()
-        header = Header(frame_id='radar')
-        header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-        pts = radar[:, :5] if radar is not None else np.zeros((0, 5), np.float32)
-        odom_pub.publish(odometry_msg(header.stamp, speed))
-        radar_pub.publish(create_cloud(header, fields, pts))
-        image = rgb_image_msg(rgb, header.stamp)
-        image_pub.publish(image)
-        sent.append(stamp_ns)
+        sent.append(sensors.publish(frames[i % len(frames)]))
     end = time.monotonic() + 1.5
     while time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.05)

@@ -19,23 +19,16 @@ import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from nav_msgs.msg import Odometry
 import numpy as np
 import psutil
 import rclpy
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, PointCloud2
-from std_msgs.msg import Header
 
 from mm_fusion_ros.dds_env import apply_local_dds_env, random_domain_id
-from mm_fusion_ros.graph import CAMERA_IMAGE, DECISION, EGO_ODOMETRY, RADAR_POINTS, RAW_DECISION
-from mm_fusion_ros.ros.images import rgb_image_msg
+from mm_fusion_ros.graph import DECISION, RAW_DECISION
 from mm_fusion_ros.ros.messages import DrivingDecision
-from mm_fusion_ros.sensors.pointcloud import create_cloud
-from mm_fusion_ros.sensors.radar_presets import load_preset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e_latency import odometry_msg, sim_frames  # noqa: E402
+from e2e_latency import SensorPublisher, sim_frames  # noqa: E402
 
 MIB = 2**20
 
@@ -80,12 +73,9 @@ def main() -> int:
     graph_proc = psutil.Process(graph.pid)
 
     frames = sim_frames(600)
-    fields = load_preset('sim').layout_fields()
     rclpy.init()
     node = rclpy.create_node('soak_bench')
-    image_pub = node.create_publisher(Image, CAMERA_IMAGE, qos_profile_sensor_data)
-    radar_pub = node.create_publisher(PointCloud2, RADAR_POINTS, qos_profile_sensor_data)
-    odom_pub = node.create_publisher(Odometry, EGO_ODOMETRY, qos_profile_sensor_data)
+    sensors = SensorPublisher(node)
     counts = {'raw': 0, 'final': 0, 'final_degraded': 0}
     status: dict[str, str] = {}
 
@@ -106,7 +96,7 @@ def main() -> int:
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 100)
 
     deadline = time.monotonic() + 120
-    while (image_pub.get_subscription_count() == 0 or node.count_publishers(DECISION) == 0):
+    while (sensors.image.get_subscription_count() == 0 or node.count_publishers(DECISION) == 0):
         if time.monotonic() > deadline or graph.poll() is not None:
             print('graph did not come up:', graph.stderr.read().decode()[-2000:] if
                   graph.poll() is not None else 'discovery timed out')
@@ -139,14 +129,7 @@ def main() -> int:
         if graph.poll() is not None:
             print(f'graph exited early with {graph.returncode}')
             return 2
-        rgb, radar, speed = frames[sent % len(frames)]
-        stamp_ns = time.time_ns()
-        header = Header(frame_id='radar')
-        header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-        pts = radar[:, :5] if radar is not None else np.zeros((0, 5), np.float32)
-        odom_pub.publish(odometry_msg(header.stamp, speed))
-        radar_pub.publish(create_cloud(header, fields, pts))
-        image_pub.publish(rgb_image_msg(rgb, header.stamp))
+        sensors.publish(frames[sent % len(frames)])
         sent += 1
     end = time.monotonic() + 2.0
     while time.monotonic() < end:
