@@ -8,8 +8,9 @@ the buffer when a camera frame is processed is fixed by stamps, not by arrival: 
 frame stamped at or before the camera, plus a later one within `sync_slop` when this camera
 is its nearest camera stamp (the frame an approximate-time sync pairs with it): the
 `bags.delivery` rule, which replay evaluation uses too. The ego speed is the newest odometry
-reading at or before the camera stamp (NaN when none is younger than `odometry_max_age`). So a
-bag replayed from disk and the simulator's own frames give byte-identical samples.
+reading up to `sync_slop` after the camera stamp, as `FusionPipeline.speed_at` takes it (NaN
+when none is younger than `odometry_max_age`). So a bag replayed from disk and the
+simulator's own frames give byte-identical samples.
 
 Shard keys (S samples per shard; T, N, F = num_frames, max_points, 5 canonical features):
 
@@ -138,7 +139,7 @@ class _EpisodeSampler:
         if not keep:
             return None
         seq = self.buffer.sequence(stamp_ns)
-        speed = self.ego_speed.at(stamp_ns)
+        speed = self.ego_speed.at(stamp_ns, round(self.cfg.sync_slop * NS))  # as FusionPipeline
         info = self.info
         return {
             'image': _resize(rgb, self.cfg.image_height, self.cfg.image_width),
