@@ -115,6 +115,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (cfg.image_height, cfg.image_width, 3), dtype=np.uint8)
+    previous = np.roll(rgb, 2, axis=1)  # the frame camera_history s earlier
     seq = RadarSequence.empty(cfg.num_frames, cfg.max_points, cfg.num_features)
     seq.points[:] = rng.normal(size=seq.points.shape)
     seq.point_mask[:, :40] = True
@@ -125,7 +126,8 @@ def main() -> None:
         predictor = FusionPredictor(model, device='cpu', num_threads=args.threads,
                                     backend=backend)
         line(f'FusionPredictor.predict ({backend}, + preprocess)', *timings(
-            lambda p=predictor: p.predict(rgb, seq), args.iters, args.warmup))
+            lambda p=predictor: p.predict(rgb, seq, previous_rgb=previous), args.iters,
+            args.warmup))
 
     if torch.cuda.is_available():
         device = torch.device('cuda')
@@ -144,7 +146,8 @@ def main() -> None:
                 lambda: gpu_model(*gpu_inputs), args.iters, args.warmup, torch.cuda.synchronize))
         predictor = FusionPredictor(model, device='cuda')
         line(f'FusionPredictor.predict (cuda {dtype}, + preprocess)', *timings(
-            lambda: predictor.predict(rgb, seq), args.iters, args.warmup))
+            lambda: predictor.predict(rgb, seq, previous_rgb=previous), args.iters,
+            args.warmup))
     else:
         print('CUDA: not available on this machine (skipped)')
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.decision import Decision, DecisionSource
+from mm_fusion_ros.sensors.camera_history import CameraHistory
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer
 from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig, preprocess_radar
@@ -41,7 +42,7 @@ class PipelineConfig:
 
 
 class FusionPipeline:
-    """Keeps the radar history and turns (camera frame, radar history) into a Decision."""
+    """Keeps the sensor histories and turns (camera frames, radar history) into a Decision."""
 
     def __init__(self, predictor: Any, config: PipelineConfig | None = None) -> None:
         self.config = config or PipelineConfig()
@@ -56,6 +57,8 @@ class FusionPipeline:
             )
         )
         self.ego_speed = EgoSpeedBuffer(self.config.odometry_max_age)
+        gap = model_cfg.camera_history
+        self.camera = CameraHistory(gap) if gap > 0 else None
 
     # -- radar ------------------------------------------------------------------------------
     def radar_points(self, cloud: Any) -> np.ndarray:
@@ -88,6 +91,10 @@ class FusionPipeline:
         return self.ego_speed.at(camera_stamp_ns, round(self.config.sync_slop * NS))
 
     # -- camera + model ---------------------------------------------------------------------
+    def add_camera(self, stamp_ns: int, rgb: np.ndarray) -> np.ndarray | None:
+        """Buffer a decoded frame; returns the one `camera_history` s earlier (None: none)."""
+        return self.camera.push(stamp_ns, rgb) if self.camera is not None else None
+
     def sequence(self, camera_stamp_ns: int) -> RadarSequence:
         return self.radar.sequence(camera_stamp_ns)
 
@@ -108,10 +115,11 @@ class FusionPipeline:
         return '; '.join(r for r in reasons if r)
 
     def decide(self, camera_stamp_ns: int, rgb: np.ndarray) -> Decision:
-        """Run the model on one camera frame and the radar history ending at its stamp."""
+        """Run the model on one camera frame (buffered as history) and the radar history."""
+        previous = self.add_camera(camera_stamp_ns, rgb)
         seq = self.sequence(camera_stamp_ns)
         speed = self.speed_at(camera_stamp_ns)
-        prediction = self.predictor.predict(rgb, seq, ego_speed=speed)
+        prediction = self.predictor.predict(rgb, seq, ego_speed=speed, previous_rgb=previous)
         return self.to_decision(camera_stamp_ns, prediction, self.degraded_reason(seq, speed))
 
     def decide_msg(self, image_msg: Any) -> Decision:
@@ -149,3 +157,5 @@ class FusionPipeline:
     def reset(self) -> None:
         self.radar.clear()
         self.ego_speed.clear()
+        if self.camera is not None:
+            self.camera.clear()

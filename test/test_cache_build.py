@@ -12,6 +12,7 @@ from mm_fusion_ros.data import CacheConfig, build_cache_from_bags, build_cache_f
 from mm_fusion_ros.data.cache import SAMPLE_KEYS, verify_cache
 from mm_fusion_ros.data.dataset import FusionCacheDataset, ShardGroupedSampler
 from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
+from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.sync import msg_stamp_ns
 from mm_fusion_ros.sim import ScenarioConfig, ScenarioType, run_episode
 from mm_fusion_ros.sim.conditions import Condition
@@ -58,11 +59,12 @@ def test_bag_and_sim_paths_give_identical_caches(bag_dir, tmp_path, stride):
 
 
 def test_radar_sequences_match_the_fusion_pipeline(bag_dir, tmp_path):
-    """The cache's radar history equals FusionPipeline's when radar is pushed before camera."""
+    """The cache's radar history and earlier camera frame equal FusionPipeline's."""
     class _Predictor:
         class config:  # noqa: N801 - attribute shape of FusionModelConfig
             num_frames = 8
             max_points = 64
+            camera_history = 0.25
 
     frames = run_episode(CONFIGS[0]).frames
     res = build_cache_from_sim(CONFIGS[:1], tmp_path / 'c')
@@ -70,19 +72,26 @@ def test_radar_sequences_match_the_fusion_pipeline(bag_dir, tmp_path):
     pipe = FusionPipeline(_Predictor(), PipelineConfig())
     from mm_fusion_ros.bags.reader import open_bag
 
-    i = 0
+    i = changed = 0
     with open_bag(bag_dir / 'ep0', 'sim') as bag:
         for m in bag.messages(('image', 'radar')):
             if m.kind == 'radar':
                 pipe.add_radar_msg(m.msg)
                 continue
             seq = pipe.sequence(msg_stamp_ns(m.msg))
+            rgb = image_to_rgb(m.msg)
+            previous = pipe.add_camera(msg_stamp_ns(m.msg), rgb)
+            np.testing.assert_array_equal(shard['image'][i], rgb)
+            np.testing.assert_array_equal(shard['previous_image'][i],
+                                          rgb if previous is None else previous)
+            changed += previous is not None and not np.array_equal(previous, rgb)
             np.testing.assert_array_equal(shard['radar_points'][i], seq.points)
             np.testing.assert_array_equal(shard['point_mask'][i], seq.point_mask)
             np.testing.assert_array_equal(shard['frame_mask'][i], seq.frame_mask)
             np.testing.assert_array_equal(shard['time_offsets'][i], seq.time_offsets)
             i += 1
     assert i == len(frames) == res.samples
+    assert changed >= i - 5  # 0.25 s of history at 20 Hz: all but the first 5 frames
     # Ego speed = the sim's odometry at each camera stamp; no driving noise on this cache.
     np.testing.assert_array_equal(shard['ego_speed'],
                                   np.float32([f.ego.speed for f in frames]))

@@ -56,10 +56,12 @@ def test_stamps_jumping_back_reset_history_and_decisions_resume(tmp_path):
 
         first = play(1_000 * NS)
         assert fusion.stats()['clock_resets'] == 0
+        assert fusion.stats()['no_camera_history'] == 3  # nothing 0.25 +- 0.125 s back yet
         assert not out[-1].degraded, out[-1].degraded_reason
         second = play(995 * NS)  # 5 s back: the bag looped
         stats = fusion.stats()
         assert stats['clock_resets'] >= 1
+        assert stats['no_camera_history'] == 6  # the camera history restarted too
         assert fusion._pipeline.newest_radar_ns() <= second[-1]
         assert all(s <= second[-1] for s in fusion._pipeline.radar.stamps), 'stale future radar'
         tail = out[-4:]

@@ -142,7 +142,7 @@ def test_modality_flags_ignore_the_other_input(model):
 
 def test_modality_dropout_matches_eval_single_modality():
     """A blanked modality in training equals the eval camera-only / radar-only run."""
-    model = make_model(modality_dropout=1.0, ego_speed_dropout=0.0)
+    model = make_model(modality_dropout=1.0, ego_speed_dropout=0.0, history_dropout=0.0)
     args = example_inputs(model, batch_size=8)
     cam = run(model, args, 'camera')
     rad = run(model, args, 'radar')
@@ -163,7 +163,7 @@ def test_modality_dropout_matches_eval_single_modality():
 
 def test_ego_speed_matters_and_unknown_speed_is_one_input():
     model = make_model()
-    image, points, point_mask, frame_mask, offsets, speed, valid = example_inputs(model, 3)
+    image, points, point_mask, frame_mask, offsets, *_ = example_inputs(model, 3)
     base = (image, points, point_mask, frame_mask, offsets)
     known = torch.ones(3, dtype=torch.bool)
     slow = run(model, base + (torch.full((3,), 2.0), known)).accel
@@ -179,7 +179,35 @@ def test_ego_speed_matters_and_unknown_speed_is_one_input():
 def test_ego_speed_dropout_trains_the_unknown_input():
     model = make_model(ego_speed_dropout=1.0, modality_dropout=0.0)
     args = example_inputs(model, batch_size=4)
-    ref = run(model, args[:5]).logits  # eval, speed unknown
+    ref = run(model, args[:5] + (None, None, args[7])).logits  # eval, speed unknown
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+    with torch.no_grad():
+        dropped = model(*args).logits
+    torch.testing.assert_close(dropped, ref)
+
+
+def test_earlier_frame_matters_and_a_missing_one_is_zero_change():
+    model = make_model()
+    args = example_inputs(model, 3)
+    image, rest, previous = args[0], args[1:7], args[7]
+    moved = run(model, (image, *rest, previous)).logits
+    still = run(model, (image, *rest, image)).logits
+    assert not torch.allclose(moved, still)
+    torch.testing.assert_close(run(model, (image, *rest, None)).logits, still)
+    # camera_history 0: a single-frame model (3-channel stem) ignores the earlier frame.
+    single = make_model(camera_history=0.0)
+    assert single.image_branch.stem[0].in_channels == 3
+    torch.testing.assert_close(run(single, (image, *rest, previous)).logits,
+                               run(single, (image, *rest, image)).logits)
+
+
+def test_history_dropout_trains_the_missing_frame_input():
+    model = make_model(history_dropout=1.0, modality_dropout=0.0, ego_speed_dropout=0.0)
+    args = example_inputs(model, batch_size=4)
+    ref = run(model, args[:7] + (args[0],)).logits  # eval, no change
     model.train()
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):

@@ -10,11 +10,14 @@ is its nearest camera stamp (the frame an approximate-time sync pairs with it): 
 `bags.delivery` rule, which replay evaluation uses too. The ego speed is the newest odometry
 reading up to `sync_slop` after the camera stamp, as `FusionPipeline.speed_at` takes it (NaN
 when none is younger than `odometry_max_age`). So a bag replayed from disk and the
-simulator's own frames give byte-identical samples.
+simulator's own frames give byte-identical samples. The earlier frame is the camera frame
+`camera_history` s before the sample's, picked by `CameraHistory` as the node picks it
+(labelled or not, strided or not; the sample's own frame again when there is none).
 
 Shard keys (S samples per shard; T, N, F = num_frames, max_points, 5 canonical features):
 
     image          (S, H, W, 3) uint8   RGB, resized with Pillow only if not H x W
+    previous_image (S, H, W, 3) uint8   the frame `camera_history` s earlier (or `image`)
     radar_points   (S, T, N, F) float32 (or float16, `points_dtype`), raw canonical units
     point_mask     (S, T, N)    bool
     frame_mask     (S, T)       bool
@@ -58,6 +61,7 @@ from mm_fusion_ros.bags.reader import (
     parse_json_string,
 )
 from mm_fusion_ros.bags.writer import DEFAULT_BASE_TIME_NS, episode_info, frame_stamp_ns
+from mm_fusion_ros.sensors.camera_history import CameraHistory
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer, OdometryError, forward_speed
 from mm_fusion_ros.sensors.pointcloud import PointCloudMsg, create_cloud
@@ -68,11 +72,11 @@ from mm_fusion_ros.sensors.radar_sequence import RadarSequenceBuffer, RadarSeque
 
 NS = 1_000_000_000
 CACHE_FORMAT = 'mm_fusion_cache'
-CACHE_VERSION = 2  # 2: ego_speed
+CACHE_VERSION = 3  # 2: ego_speed; 3: previous_image
 MANIFEST = 'manifest.json'
-SAMPLE_KEYS = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'action',
-               'target_accel', 'ttc', 'ego_speed', 'stamp_ns', 'episode', 'seed', 'scenario',
-               'condition')
+SAMPLE_KEYS = ('image', 'previous_image', 'radar_points', 'point_mask', 'frame_mask',
+               'time_offsets', 'action', 'target_accel', 'ttc', 'ego_speed', 'stamp_ns',
+               'episode', 'seed', 'scenario', 'condition')
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -91,6 +95,7 @@ class CacheConfig:
     points_dtype: str = 'float32'  # 'float32' | 'float16' for radar_points
     reorder_window: float = 0.5  # [s] how long a camera frame waits for late radar/labels
     odometry_max_age: float = 0.2  # [s] older odometry leaves the sample's ego speed unknown
+    camera_history: float = 0.25  # [s] FusionModelConfig.camera_history (earlier frame)
     max_message_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
@@ -122,6 +127,7 @@ class _EpisodeSampler:
         self.convert = load_preset(radar_preset).converter()
         self.buffer = RadarSequenceBuffer(cfg.sequence_config())
         self.ego_speed = EgoSpeedBuffer(cfg.odometry_max_age, capacity=256)
+        self.camera = CameraHistory(cfg.camera_history) if cfg.camera_history > 0 else None
         self.episode = episode
         self.info = info
         self.labelled = 0  # labelled camera frames seen (the stride counter)
@@ -132,8 +138,16 @@ class _EpisodeSampler:
     def push(self, stamp_ns: int, points: np.ndarray) -> None:
         self.buffer.push(stamp_ns, points)
 
-    def sample(self, stamp_ns: int, rgb: np.ndarray, label: _Label) -> dict[str, Any] | None:
-        """The sample of one labelled camera frame, or None when the stride skips it."""
+    def add_camera(self, stamp_ns: int, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(this frame at the model size, the one `camera_history` s earlier or None)."""
+        image = _resize(rgb, self.cfg.image_height, self.cfg.image_width)
+        previous = self.camera.push(stamp_ns, image) if self.camera is not None else None
+        return image, previous
+
+    def sample(
+        self, stamp_ns: int, image: np.ndarray, previous: np.ndarray | None, label: _Label,
+    ) -> dict[str, Any] | None:
+        """The sample of one labelled camera frame (model-size images), None when skipped."""
         keep = self.labelled % self.cfg.frame_stride == 0
         self.labelled += 1
         if not keep:
@@ -142,7 +156,7 @@ class _EpisodeSampler:
         speed = self.ego_speed.at(stamp_ns, round(self.cfg.sync_slop * NS))  # as FusionPipeline
         info = self.info
         return {
-            'image': _resize(rgb, self.cfg.image_height, self.cfg.image_width),
+            'image': image, 'previous_image': image if previous is None else previous,
             'radar_points': seq.points.astype(self.cfg.points_dtype),
             'point_mask': seq.point_mask, 'frame_mask': seq.frame_mask,
             'time_offsets': seq.time_offsets.astype(np.float32),
@@ -191,12 +205,13 @@ def bag_samples(
         for ev in delivery_order(bag, cfg.sync_slop, cfg.reorder_window):
             if ev.kind == 'camera':
                 stats.camera_frames += 1
+                image, previous = sampler.add_camera(ev.stamp_ns, image_to_rgb(ev.msg))
                 label = labels.get(ev.stamp_ns)
                 if label is None:
                     stats.unlabelled += 1
                 else:
                     label.ttc = ttcs.get(ev.stamp_ns, math.nan)
-                    sample = sampler.sample(ev.stamp_ns, image_to_rgb(ev.msg), label)
+                    sample = sampler.sample(ev.stamp_ns, image, previous, label)
                     if sample is not None:
                         stats.samples += 1
                         yield sample
@@ -249,7 +264,8 @@ def sim_samples(
         ttc = float(frame.label.ttc)
         label = _Label(int(frame.label.action),
                        float(np.float32(frame.label.target_acceleration)), ttc)
-        sample = sampler.sample(stamp, frame.rgb, label)
+        image, previous = sampler.add_camera(stamp, frame.rgb)
+        sample = sampler.sample(stamp, image, previous, label)
         if sample is not None:
             stats.samples += 1
             yield sample

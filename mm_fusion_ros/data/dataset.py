@@ -25,13 +25,14 @@ from torch.utils.data import Dataset, Sampler
 
 from mm_fusion_ros.data.cache import load_manifest
 
-TENSOR_KEYS = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'action',
-               'target_accel', 'ttc', 'episode', 'stamp_ns')
+TENSOR_KEYS = ('image', 'previous_image', 'radar_points', 'point_mask', 'frame_mask',
+               'time_offsets', 'action', 'target_accel', 'ttc', 'ego_speed', 'episode',
+               'stamp_ns')
 
 
 ARRAY_KEYS = (
-    'image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'action',
-    'target_accel', 'ttc', 'ego_speed', 'episode', 'stamp_ns',
+    'image', 'previous_image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets',
+    'action', 'target_accel', 'ttc', 'ego_speed', 'episode', 'stamp_ns',
 )
 
 
@@ -103,11 +104,12 @@ class FusionCacheDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         a = self.arrays(index)
-        image = a['image']
+        image, previous = a['image'], a['previous_image']
         if self.layout == 'chw':
-            image = image.transpose(2, 0, 1)
+            image, previous = image.transpose(2, 0, 1), previous.transpose(2, 0, 1)
         return {
             'image': torch.from_numpy(np.ascontiguousarray(image)),
+            'previous_image': torch.from_numpy(np.ascontiguousarray(previous)),
             'radar_points': torch.from_numpy(a['radar_points'].astype(np.float32)),
             'point_mask': torch.from_numpy(a['point_mask'].copy()),
             'frame_mask': torch.from_numpy(a['frame_mask'].copy()),

@@ -45,11 +45,13 @@ def run_ablation(predictor, dataset, batch_size: int = 128) -> AblationResult:
             for s in items
         ]
         speeds = [float(s['ego_speed']) for s in items]  # NaN: no odometry in the source
+        previous = [s['previous_image'] for s in items]
         sl = slice(start, start + len(items))
         y_true[sl] = [int(s['action']) for s in items]
         conditions[sl] = [s['condition'] for s in items]
         for m in MODALITIES:
-            preds[m][sl] = predictor.predict_batch(rgbs, seqs, m, batch_size, speeds).actions
+            preds[m][sl] = predictor.predict_batch(rgbs, seqs, m, batch_size, speeds,
+                                                   previous).actions
     return summarize_ablation(y_true, preds, conditions)
 
 

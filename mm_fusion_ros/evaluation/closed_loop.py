@@ -50,8 +50,10 @@ class ModelPolicy:
             self.pipeline.add_radar(round(frame.radar_stamp * NS), points)
             self.safety.on_radar(now, points)
         speed = float(frame.ego.speed)  # the sim's odometry, as sim_node publishes it
+        previous = self.pipeline.add_camera(now, frame.rgb)
         seq = self.pipeline.sequence(now)
-        prediction = self.predictor.predict(frame.rgb, seq, self.modality, ego_speed=speed)
+        prediction = self.predictor.predict(frame.rgb, seq, self.modality, ego_speed=speed,
+                                            previous_rgb=previous)
         reason = self.pipeline.degraded_reason(None if self.modality == 'camera' else seq, speed)
         decision = FusionPipeline.to_decision(now, prediction, reason)
         self.safety.on_model_decision(now, decision)

@@ -229,6 +229,7 @@ class _Model:
         self.decider = DecisionNodeLogic(configs.safety)
         self.seqs: list[Any] = []
         self.speeds: list[float | None] = []
+        self.previous: list[np.ndarray | None] = []
         self.reasons: list[str] = []
 
 
@@ -263,7 +264,7 @@ def evaluate_bag_offline(
         for k, m in enumerate(models):
             if n:
                 p = m.predictor.predict_batch(rgbs, m.seqs, cfg.modality, cfg.batch_size,
-                                              m.speeds)
+                                              m.speeds, m.previous)
                 if k == 0:
                     per_frame = p.latency_s / n
                 preds.append(p)
@@ -298,6 +299,7 @@ def evaluate_bag_offline(
                                compare_accel=final.target_acceleration)
             m.seqs.clear()
             m.speeds.clear()
+            m.previous.clear()
             m.reasons.clear()
         rows.extend(chunk_rows.values())
         tape.clear()
@@ -342,6 +344,7 @@ def evaluate_bag_offline(
                     tape.append(('camera', ev.clock_ns, ev.stamp_ns, fallback))
                     continue
                 for m in models:
+                    m.previous.append(m.pipeline.add_camera(ev.stamp_ns, rgb))
                     seq = m.pipeline.sequence(ev.stamp_ns)
                     speed = m.pipeline.speed_at(ev.stamp_ns)
                     m.seqs.append(seq)

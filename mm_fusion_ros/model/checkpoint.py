@@ -28,7 +28,7 @@ from mm_fusion_ros.model.config import FusionModelConfig
 from mm_fusion_ros.model.fusion import FusionModel
 
 FORMAT = 'mm_fusion_ros.fusion_model'
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 2: ego speed input; 3: earlier camera frame input
 
 
 class CheckpointError(RuntimeError):

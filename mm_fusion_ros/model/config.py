@@ -40,6 +40,10 @@ class FusionModelConfig:
     # Per-channel mean/std on the [0, 1] scale (ImageNet statistics).
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    # [s] the image branch also sees (frame - frame `camera_history` s earlier): one frame
+    # cannot show which way a pedestrian walks; 0 = single frame (3-channel stem).
+    camera_history: float = 0.25
+    history_dropout: float = 0.1      # training: P(earlier frame marked missing) per sample
 
     # -- image branch (ResNet-style: stride-2 stem, BasicBlock stages) -----------------------
     stem_width: int = 16                              # channels after the 3x3 stride-2 stem
@@ -93,6 +97,8 @@ class FusionModelConfig:
         h, w = self.image_grid
         if h < 1 or w < 1:
             raise ValueError(f'image {self.image_height}x{self.image_width} too small for stride')
+        if self.camera_history < 0 or not 0.0 <= self.history_dropout <= 1.0:
+            raise ValueError('need camera_history >= 0 s and history_dropout in [0, 1]')
         if self.num_frames < 1 or self.max_points < 1:
             raise ValueError('num_frames and max_points must be >= 1')
         known = CANONICAL_RADAR_FEATURES + OPTIONAL_RADAR_FEATURES
@@ -126,6 +132,11 @@ class FusionModelConfig:
             raise ValueError('time_scale and max_time_offset must be > 0')
         if not self.class_names:
             raise ValueError('class_names must not be empty')
+
+    @property
+    def image_channels(self) -> int:
+        """Stem input channels: RGB, plus the RGB change since the earlier frame."""
+        return 6 if self.camera_history > 0 else 3
 
     @property
     def num_features(self) -> int:

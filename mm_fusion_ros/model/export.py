@@ -15,7 +15,7 @@ from torch import nn
 from mm_fusion_ros.model.fusion import FusionModel
 
 INPUT_NAMES = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'ego_speed',
-               'ego_speed_valid')
+               'ego_speed_valid', 'previous_image')
 OUTPUT_NAMES = ('logits', 'accel', 'ttc')
 
 
@@ -30,10 +30,10 @@ class ExportWrapper(nn.Module):
     def forward(
         self, image: torch.Tensor, radar_points: torch.Tensor, point_mask: torch.Tensor,
         frame_mask: torch.Tensor, time_offsets: torch.Tensor, ego_speed: torch.Tensor,
-        ego_speed_valid: torch.Tensor,
+        ego_speed_valid: torch.Tensor, previous_image: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.model(image, radar_points, point_mask, frame_mask, time_offsets, ego_speed,
-                         ego_speed_valid, modality=self.modality)
+                         ego_speed_valid, previous_image, modality=self.modality)
         return out.logits, out.accel, out.ttc
 
 
@@ -53,8 +53,9 @@ def example_inputs(
     speed = 15.0 * torch.rand(b, generator=g)
     speed_valid = torch.ones(b, dtype=torch.bool)
     speed_valid[0] = False
+    previous = image + 0.1 * torch.randn(image.shape, generator=g)
     return tuple(x.to(device) for x in (image, points, point_mask, frame_mask, offsets, speed,
-                                        speed_valid))
+                                        speed_valid, previous))
 
 
 def export_onnx(

@@ -22,6 +22,10 @@ the heads. Stopping short of a line or a pedestrian, following distance and the 
 rule all scale with the ego's own speed, which no single camera frame shows. An unknown speed
 (no odometry) is an explicit input (`ego_speed_valid` False), trained by speed dropout.
 
+The camera frame `camera_history` s earlier enters the image branch as the frame-to-frame
+change (see `image_branch.py`): a pedestrian on the road looks the same walking into the ego's
+path as out of it in one frame, and radar rarely resolves a 1.5 m/s lateral walk.
+
 Heads (from the flattened fusion tokens): decision logits over `config.class_names` (the
 `Action` order), target longitudinal acceleration [m/s^2] (unbounded linear output; the safety
 layer clips), and an auxiliary time-to-collision [s]: the head predicts log-TTC squashed into
@@ -86,14 +90,16 @@ class FusionModel(nn.Module):
         self, image: torch.Tensor, radar_points: torch.Tensor, point_mask: torch.Tensor,
         frame_mask: torch.Tensor, time_offsets: torch.Tensor,
         ego_speed: torch.Tensor | None = None, ego_speed_valid: torch.Tensor | None = None,
-        modality: str = 'fused',
+        previous_image: torch.Tensor | None = None, modality: str = 'fused',
     ) -> FusionOutput:
         """Inputs as made by `preprocess.prepare_batch` (normalised image and radar).
 
         image: (B, 3, H, W) float; radar_points: (B, T, N, F) float; point_mask: (B, T, N)
         bool; frame_mask: (B, T) bool; time_offsets: (B, T) [s]; ego_speed: (B,) [m/s] and
-        ego_speed_valid: (B,) bool (None: speed unknown). `modality` 'camera' or 'radar'
-        skips the other branch and uses its learned missing token instead.
+        ego_speed_valid: (B,) bool (None: speed unknown); previous_image: (B, 3, H, W) the
+        frame `camera_history` s earlier, equal to `image` (or None) when there is none.
+        `modality` 'camera' or 'radar' skips the other branch and uses its learned missing
+        token instead.
         """
         if modality not in MODALITIES:
             raise ValueError(f'modality must be one of {MODALITIES}, got {modality!r}')
@@ -103,7 +109,8 @@ class FusionModel(nn.Module):
         if modality == 'radar':
             img = self.missing_image.expand(b, -1, -1)                 # (B, 1, D)
         else:
-            img = self.image_branch(image) + self.image_type           # (B, Ni, D)
+            img = self.image_branch(image, self._image_change(image, previous_image))
+            img = img + self.image_type                                # (B, Ni, D)
         if modality == 'camera':
             rad = self.missing_radar.expand(b, -1, -1)                 # (B, 1, D)
             rad_mask = torch.ones_like(frame_mask[:, :1])              # (B, 1)
@@ -127,6 +134,18 @@ class FusionModel(nn.Module):
             accel=self.accel_head(h).squeeze(-1),                      # (B,)
             ttc=torch.exp(log_ttc).squeeze(-1),                        # (B,)
         )
+
+    def _image_change(
+        self, image: torch.Tensor, previous: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        """(B, 3, H, W) image - earlier image; zero for a `history_dropout` share in training."""
+        if previous is None or self.config.camera_history <= 0:
+            return None
+        change = image - previous.to(image.dtype)
+        if self.training and self.config.history_dropout > 0:
+            keep = torch.rand(image.shape[0], device=image.device) >= self.config.history_dropout
+            change = change * keep[:, None, None, None].to(change.dtype)
+        return change
 
     def _ego_speed_features(
         self, ego_speed: torch.Tensor | None, valid: torch.Tensor | None, b: int,

@@ -5,6 +5,11 @@ shortcut) in plain torch, because torchvision does not import beside torch 2.13 
 ResNet-18 stem (7x7 conv + max-pool) and widths (64..512) cost 35-47 ms at 128x256 on 2 CPU
 cores; a 3x3 stride-2 stem and widths 16-96 keep the branch at a few ms while still giving a
 stride-32 grid (4x8 tokens at 128x256) for the fusion attention.
+
+Motion enters early (the "early fusion" of two frames in video CNNs): with `camera_history`
+the stem reads 6 channels, the frame and its change since the earlier frame, so the first
+convolutions see a pedestrian's few-pixel step at full resolution. A missing earlier frame is
+a zero change (trained by history dropout).
 """
 
 import torch
@@ -41,13 +46,14 @@ class BasicBlock(nn.Module):
 
 
 class ImageBranch(nn.Module):
-    """(B, 3, H, W) normalised RGB -> (B, h*w, D) tokens with learned 2-D position embedding."""
+    """(B, 3, H, W) normalised RGB (+ change) -> (B, h*w, D) tokens with 2-D position embedding."""
 
     def __init__(self, config: FusionModelConfig) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            conv3x3(3, config.stem_width, stride=2), nn.BatchNorm2d(config.stem_width),
-            nn.ReLU(inplace=True))
+            conv3x3(config.image_channels, config.stem_width, stride=2),
+            nn.BatchNorm2d(config.stem_width), nn.ReLU(inplace=True))
+        self.use_history = config.camera_history > 0
         in_ch = config.stem_width
         stages = []
         for width, blocks, stride in zip(
@@ -74,8 +80,12 @@ class ImageBranch(nn.Module):
         layers += [BasicBlock(out_ch, out_ch) for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        # image: (B, 3, H, W)
+    def forward(
+        self, image: torch.Tensor, change: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        # image: (B, 3, H, W); change: (B, 3, H, W) image - earlier image (None: zeros)
+        if self.use_history:
+            image = torch.cat([image, torch.zeros_like(image) if change is None else change], 1)
         x = self.stages(self.stem(image))     # (B, C, h, w)
         x = self.proj(x)                      # (B, D, h, w)
         x = x.flatten(2).transpose(1, 2)      # (B, h*w, D)

@@ -189,6 +189,7 @@ class FusionPredictor:
             'time_offsets': ((1, cfg.num_frames), torch.float32),
             'ego_speed': ((1,), torch.float32),
             'ego_speed_valid': ((1,), torch.bool),
+            'previous_image': ((1, 3, cfg.image_height, cfg.image_width), torch.float32),
         }
         for name, (shape, dtype) in shapes.items():
             self._buffers['host_' + name] = torch.empty(shape, dtype=dtype, pin_memory=True)
@@ -235,14 +236,16 @@ class FusionPredictor:
 
     def predict(
         self, rgb: np.ndarray, radar: RadarSequence, modality: str = 'fused',
-        ego_speed: float | None = None,
+        ego_speed: float | None = None, previous_rgb: np.ndarray | None = None,
     ) -> Prediction:
         """One camera frame (H, W, 3) uint8 RGB + radar history + ego speed -> Prediction.
 
         `ego_speed` [m/s] from odometry; None when unknown (the model's no-speed path).
+        `previous_rgb`: the frame `config.camera_history` s earlier (`CameraHistory`), None
+        when there is none (the model then sees no motion).
         """
         start = time.perf_counter()
-        inputs = prepare_batch([rgb], [radar], self.config, [ego_speed])
+        inputs = prepare_batch([rgb], [radar], self.config, [ego_speed], [previous_rgb])
         probs, accel, ttc = self.forward_arrays(inputs, modality)
         cls = int(np.argmax(probs[0]))
         return Prediction(
@@ -256,24 +259,28 @@ class FusionPredictor:
         rgb = np.zeros((cfg.image_height, cfg.image_width, 3), np.uint8)
         radar = RadarSequence.empty(cfg.num_frames, cfg.max_points, cfg.num_features)
         for modality in modalities:
-            self.predict(rgb, radar, modality, ego_speed=10.0)
+            self.predict(rgb, radar, modality, ego_speed=10.0, previous_rgb=rgb)
 
     def predict_batch(
         self, rgbs: Sequence[np.ndarray], radars: Sequence[RadarSequence],
         modality: str = 'fused', batch_size: int = 64,
         ego_speeds: Sequence[float | None] | np.ndarray | None = None,
+        previous_rgbs: Sequence[np.ndarray | None] | None = None,
     ) -> BatchPrediction:
         """Offline evaluation: many frames, run in chunks of `batch_size`."""
         if len(rgbs) != len(radars):
             raise ValueError(f'{len(rgbs)} images but {len(radars)} radar sequences')
         if ego_speeds is not None and len(ego_speeds) != len(rgbs):
             raise ValueError(f'{len(rgbs)} images but {len(ego_speeds)} ego speeds')
+        if previous_rgbs is not None and len(previous_rgbs) != len(rgbs):
+            raise ValueError(f'{len(rgbs)} images but {len(previous_rgbs)} earlier frames')
         start = time.perf_counter()
         parts = []
         for i in range(0, len(rgbs), batch_size):
             speeds = None if ego_speeds is None else ego_speeds[i:i + batch_size]
+            previous = None if previous_rgbs is None else previous_rgbs[i:i + batch_size]
             inputs = prepare_batch(rgbs[i:i + batch_size], radars[i:i + batch_size], self.config,
-                                   speeds)
+                                   speeds, previous)
             parts.append(self.forward_arrays(inputs, modality))
         probs, accel, ttc = (np.concatenate(x) for x in zip(*parts, strict=True))
         cls = probs.argmax(axis=1)

@@ -34,13 +34,14 @@ class ModelInputs:
     time_offsets: np.ndarray  # (B, T) float32 [s]
     ego_speed: np.ndarray     # (B,) float32 [m/s], 0 where unknown
     ego_speed_valid: np.ndarray  # (B,) bool
+    previous_image: np.ndarray  # (B, 3, H, W) float32 earlier frame, = image when none
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {
             'image': self.image, 'radar_points': self.radar_points,
             'point_mask': self.point_mask, 'frame_mask': self.frame_mask,
             'time_offsets': self.time_offsets, 'ego_speed': self.ego_speed,
-            'ego_speed_valid': self.ego_speed_valid,
+            'ego_speed_valid': self.ego_speed_valid, 'previous_image': self.previous_image,
         }
 
 
@@ -148,13 +149,26 @@ def ego_speed_inputs(
 def prepare_batch(
     rgbs: Sequence[np.ndarray], sequences: Sequence[RadarSequence], config: FusionModelConfig,
     ego_speeds: Sequence[float | None] | np.ndarray | None = None,
+    previous_rgbs: Sequence[np.ndarray | None] | None = None,
 ) -> ModelInputs:
-    """Camera frames + radar sequences (+ ego speeds [m/s]) -> one ModelInputs batch."""
+    """Camera frames + radar sequences (+ ego speeds, + earlier frames) -> ModelInputs.
+
+    `ego_speeds` [m/s], None/NaN where unknown; `previous_rgbs` the frames `camera_history` s
+    earlier, None where missing (the model then sees no change).
+    """
     if len(rgbs) != len(sequences):
         raise ValueError(f'{len(rgbs)} images but {len(sequences)} radar sequences')
     if not len(rgbs):
         raise ValueError('empty batch')
-    image = np.stack([preprocess_image(rgb, config) for rgb in rgbs])
+    if previous_rgbs is not None and len(previous_rgbs) != len(rgbs):
+        raise ValueError(f'{len(rgbs)} images but {len(previous_rgbs)} earlier frames')
+    images = [preprocess_image(rgb, config) for rgb in rgbs]
+    previous = images
+    if previous_rgbs is not None and config.camera_history > 0:
+        previous = [img if prev is None else preprocess_image(prev, config)
+                    for img, prev in zip(images, previous_rgbs, strict=True)]
+    image = np.stack(images)
     points, point_mask, frame_mask, offsets = collate_radar(sequences, config)
     speed, speed_valid = ego_speed_inputs(ego_speeds, len(rgbs))
-    return ModelInputs(image, points, point_mask, frame_mask, offsets, speed, speed_valid)
+    return ModelInputs(image, points, point_mask, frame_mask, offsets, speed, speed_valid,
+                       image if previous is images else np.stack(previous))

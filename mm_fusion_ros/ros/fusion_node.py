@@ -130,6 +130,7 @@ class FusionNode(Node):
             'odometry_rejected': 0,
             'degraded': 0,
             'clock_resets': 0,
+            'no_camera_history': 0,  # frames run without the earlier frame (stream start, gap)
         }
         self._latency = LatencyStats()
         self._forward = LatencyStats()
@@ -189,10 +190,12 @@ class FusionNode(Node):
             self._publish(self._pipeline.fallback(stamp, f'camera frame rejected: {exc}'))
             return
         with self._lock:
+            previous = self._pipeline.add_camera(stamp, rgb)  # history even for dropped jobs
+            self._counts['no_camera_history'] += previous is None
             if len(self._jobs) >= self._queue_size:
                 self._jobs.popleft()
                 self._counts['dropped'] += 1
-            self._jobs.append((stamp, rgb, arrival))
+            self._jobs.append((stamp, rgb, previous, arrival))
             self._lock.notify_all()
 
     def _on_radar(self, msg: PointCloud2) -> None:
@@ -235,7 +238,7 @@ class FusionNode(Node):
                     self._lock.wait(timeout=0.1)
                 if self._stop:
                     return
-                stamp, rgb, arrival = self._jobs[0]
+                stamp, rgb, previous, arrival = self._jobs[0]
                 picked = time.perf_counter()
                 # Approximate-time sync: wait (bounded) for the radar frame of this camera
                 # frame; after radar_wait the model runs on the history it has.
@@ -255,7 +258,8 @@ class FusionNode(Node):
             self._pickup.add(picked - arrival)
             self._sync_wait.add(time.perf_counter() - arrival)
             try:
-                prediction = self._predictor.predict(rgb, seq, ego_speed=speed)
+                prediction = self._predictor.predict(rgb, seq, ego_speed=speed,
+                                                     previous_rgb=previous)
             except Exception as exc:  # noqa: BLE001 - never let the worker die silently
                 self.get_logger().error(f'inference failed: {exc}', throttle_duration_sec=1.0)
                 self._publish(self._pipeline.fallback(stamp, f'inference failed: {exc}'))

@@ -31,6 +31,11 @@ class CacheSamples(Dataset):
     def data_hash(self) -> str:
         return self.cache.data_hash
 
+    @property
+    def camera_history(self) -> float:
+        """[s] gap of the cache's earlier camera frames (must equal the model's)."""
+        return float(self.cache.manifest['config']['camera_history'])
+
     def class_counts(self) -> np.ndarray:
         counts = self.cache.manifest['class_counts']
         return np.array([counts.get(label, 0) for label in ACTION_LABELS], np.int64)

@@ -42,7 +42,7 @@ def collate(samples: Sequence[dict[str, Any]], config: FusionModelConfig) -> dic
         for s in samples
     ]
     speeds = np.array([float(s['ego_speed']) for s in samples], np.float32)  # NaN: unknown
-    inputs = prepare_batch(rgbs, seqs, config, speeds)
+    inputs = prepare_batch(rgbs, seqs, config, speeds, [s['previous_image'] for s in samples])
     batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.as_dict().items()}
     batch['action'] = torch.tensor([int(s['action']) for s in samples], dtype=torch.int64)
     batch['target_accel'] = torch.tensor(
@@ -145,6 +145,11 @@ def train(
             FusionModelConfig.from_dict(config.model) if config.model else FusionModelConfig()
         )
         model = FusionModel(model_cfg)
+    for name, data in (('training', train_set), ('validation', val_set)):
+        gap = getattr(data, 'camera_history', model_cfg.camera_history)
+        if not math.isclose(gap, model_cfg.camera_history):
+            raise ValueError(f'{name} cache pairs camera frames {gap} s apart, the model '
+                             f'expects camera_history {model_cfg.camera_history} s')
     model = model.to(device)
     # Missing-modality tokens are unused in some batches.
     net = (
