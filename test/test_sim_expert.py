@@ -82,11 +82,16 @@ def test_lane_change_in_progress_is_committed():
     assert label([], changing=-1).action == Action.CHANGE_LANE_RIGHT
 
 
-def test_pedestrian_in_or_entering_the_lane_stops_sidewalk_does_not():
+def test_pedestrian_on_the_road_stops_until_it_leaves_sidewalk_does_not():
     assert label([ped(40.0, 0.3)]).action == Action.STOP
     assert label([ped(40.0, -4.5, lateral_speed=1.4)]).action == Action.STOP
     assert label([ped(40.0, -7.0)]).action == Action.CRUISE  # sidewalk
-    assert label([ped(40.0, 4.5, lateral_speed=1.4)]).action == Action.CRUISE  # walking away
+    assert label([ped(40.0, 7.0, lateral_speed=1.4)]).action == Action.CRUISE  # left the road
+    # Walking away but still on the road: yield (direction is not visible in one frame) ...
+    assert label([ped(40.0, 4.5, lateral_speed=1.4)]).action == Action.STOP
+    # ... but direction decides the emergency: walking into the corridor close ahead is one.
+    assert label([ped(22.0, 3.0, lateral_speed=-1.4)]).action == Action.EMERGENCY_BRAKE
+    assert label([ped(22.0, 3.0, lateral_speed=1.4)]).action == Action.STOP
     assert label([ped(15.0, 0.0)]).action == Action.EMERGENCY_BRAKE
 
 

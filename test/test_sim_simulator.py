@@ -105,7 +105,7 @@ def test_ignoring_the_expert_collides():
 
 def test_driving_noise_perturbs_only_the_executed_acceleration():
     cfg = ScenarioConfig(ScenarioType.LEAD_BRAKE, seed=11, duration=6.0)
-    noise = DrivingNoise(sigma=1.5, episode_share=1.0)
+    noise = DrivingNoise(sigma=1.5, episode_share=1.0, reaction_delay=0.0)
     policy = NoisyExpertPolicy(noise, cfg.seed, cfg.dt)
     sim = Simulator(cfg, FAST)
     frame, offsets = sim.reset(), []
@@ -125,6 +125,27 @@ def test_driving_noise_perturbs_only_the_executed_acceleration():
     assert not NoisyExpertPolicy(DrivingNoise(episode_share=0.0), cfg.seed, cfg.dt).active
     shares = [NoisyExpertPolicy(DrivingNoise(), s, cfg.dt).active for s in range(400)]
     assert 0.4 < np.mean(shares) < 0.6
+
+
+def test_late_reaction_keeps_the_previous_command_after_a_braking_onset():
+    cfg = ScenarioConfig(ScenarioType.PEDESTRIAN_CROSSING, seed=3, duration=12.0)
+    noise = DrivingNoise(sigma=0.0, episode_share=1.0, reaction_delay=1.0)
+    policy = NoisyExpertPolicy(noise, cfg.seed, cfg.dt)
+    sim = Simulator(cfg, FAST)
+    frame, late, onset_speed = sim.reset(), [], None
+    while not frame.done:
+        cmd = policy(frame)
+        if frame.label.action in (Action.STOP, Action.EMERGENCY_BRAKE) and \
+                cmd.action not in (Action.STOP, Action.EMERGENCY_BRAKE):
+            late.append(frame.stamp)  # the expert brakes, the executed command does not yet
+            onset_speed = onset_speed or frame.ego.speed
+        frame = sim.step(cmd)
+    assert late, 'no late reaction in this episode'
+    assert max(late) - min(late) <= 1.0 + 1e-9
+    expert = run_episode(cfg, options=FAST)
+    expert_onset = next(f for f in expert.frames
+                        if f.label.action in (Action.STOP, Action.EMERGENCY_BRAKE))
+    assert onset_speed == pytest.approx(expert_onset.ego.speed, abs=1e-6)  # same state reached
 
 
 def test_signal_gantry_stays_in_view_at_the_stop_line():

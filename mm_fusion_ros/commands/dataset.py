@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='[m/s^2] std of the acceleration offset the training split is driven with '
              '(DrivingNoise, half the episodes; 0 = the plain expert); val/test never')
     parser.add_argument(
+        '--reaction-delay', type=float, default=1.0,
+        help='[s] longest late reaction to a braking onset in the noisy training episodes '
+             '(DrivingNoise.reaction_delay; 0 = none)')
+    parser.add_argument(
         '--splits', default='train,val,test', help='comma list of the splits to build')
 
 
@@ -57,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
             Path(args.out) / split,
             config,
             progress=True,
-            noise=DrivingNoise(sigma=args.driving_noise)
-            if split == 'train' and args.driving_noise > 0 else None,
+            noise=DrivingNoise(sigma=args.driving_noise, reaction_delay=args.reaction_delay)
+            if split == 'train' and (args.driving_noise > 0 or args.reaction_delay > 0)
+            else None,
         )
         counts = result.manifest['class_counts']
         print(

@@ -10,7 +10,9 @@ occupancy (camera lane markings/road edge, radar guardrail and adjacent returns)
    `emergency_ttc`, or one that needs more than `emergency_decel` to stop short of it
    (closing speed^2 / 2 gap: both measured by the radar).
 2. STOP: a red light (or a yellow one that can be stopped for at `yellow_max_decel`) whose stop
-   line is within `stop_window`, or a pedestrian on the road in conflict with the ego within it.
+   line is within `stop_window`, or a pedestrian on the road ahead within it: the expert
+   yields until the pedestrian has left the road, whichever way it walks (walking direction
+   decides only the emergency, as no single camera frame shows it).
 3. CHANGE_LANE_LEFT/RIGHT: while a lane change runs (it is committed), or when the in-path
    lead within `lane_change_gap` is slower than `slow_lead_speed` over ground and the lane on
    that side exists and is free (left preferred).
@@ -152,11 +154,11 @@ class Expert:
                 if gap < lead_gap:
                     lead, lead_gap = a, gap
                 continue
+            if abs(a.y) > world.road.half_width + 0.3 or a.x < ego.x or gap < -0.5:
+                continue  # not on the road ahead
             conflict, t_enter = self.pedestrian_conflict(world, ego, a)
-            if not conflict or gap < -0.5:
-                continue
             ped_ttc = _ttc(gap, v)
-            if t_enter <= ped_ttc:
+            if conflict and t_enter <= ped_ttc:
                 ttc = min(ttc, ped_ttc)
                 need = max(need, _required_decel(gap, v, c.emergency_margin))
             if gap <= c.stop_window:

@@ -173,35 +173,66 @@ class DrivingNoise:
     there. Executing the expert's decision with a perturbed acceleration (DART, Laskey et al.,
     2017) makes the data visit them; every label stays the expert's decision for the state
     actually reached. Emergency braking is executed unperturbed.
+
+    An offset alone never produces the states a missed hazard leads to: a pedestrian on the
+    road while the ego still drives at full speed. So the same episodes also react late: when
+    the expert starts to brake (STOP or EMERGENCY_BRAKE after another action), the previous
+    command is kept for a delay drawn from [0, `reaction_delay`] s. A model that misses the
+    first frames of a hazard then still knows what to do in the states that follow (without
+    these, the shipped model learned "fast means keep going", the inertia problem of
+    behaviour cloning with a speed input, Codevilla et al., 2019).
     """
 
     sigma: float = 1.5  # [m/s^2] stationary std of the offset (Ornstein-Uhlenbeck)
     tau: float = 2.0  # [s] correlation time of the offset
     episode_share: float = 0.5  # share of episodes driven with the offset
+    reaction_delay: float = 1.0  # [s] longest late reaction to a braking onset
 
     def __post_init__(self) -> None:
-        if self.sigma < 0 or self.tau <= 0 or not 0.0 <= self.episode_share <= 1.0:
-            raise ValueError('need sigma >= 0, tau > 0, episode_share in [0, 1]')
+        if self.sigma < 0 or self.tau <= 0 or not 0.0 <= self.episode_share <= 1.0 or \
+                self.reaction_delay < 0:
+            raise ValueError('need sigma >= 0, tau > 0, episode_share in [0, 1], '
+                             'reaction_delay >= 0')
+
+
+_BRAKING = (Action.STOP, Action.EMERGENCY_BRAKE)
 
 
 class NoisyExpertPolicy:
-    """The expert's decisions with `DrivingNoise` on the acceleration (seeded per episode)."""
+    """The expert's decisions with `DrivingNoise` executed (seeded per episode)."""
 
     def __init__(self, noise: DrivingNoise, seed: int, dt: float) -> None:
         self._rng = np.random.default_rng([int(seed), 4])
-        self.active = bool(self._rng.random() < noise.episode_share) and noise.sigma > 0
+        self.active = bool(self._rng.random() < noise.episode_share) and (
+            noise.sigma > 0 or noise.reaction_delay > 0)
         self._decay = float(np.exp(-dt / noise.tau))
         self._step_std = noise.sigma * float(np.sqrt(1.0 - self._decay ** 2))
         self.offset = noise.sigma * float(self._rng.standard_normal())
+        self._dt = dt
+        self._max_delay = noise.reaction_delay
+        self._late = 0.0  # [s] left of the current late reaction
+        self._previous: DecisionLike | None = None  # the expert's label one step ago
+        self._command: DecisionLike | None = None  # the command executed one step ago
 
     def __call__(self, frame: SimFrame) -> DecisionLike:
         label = frame.label
         if not self.active:
             return label
         self.offset = self._decay * self.offset + self._step_std * self._rng.standard_normal()
+        onset = label.action in _BRAKING and self._previous is not None and \
+            self._previous.action not in _BRAKING
+        self._previous = label
+        if onset and self._command is not None:
+            self._late = float(self._rng.uniform(0.0, self._max_delay))
+        if self._late > 0.0:
+            self._late -= self._dt
+            return self._command  # still executing what it did before the hazard
         if label.action == Action.EMERGENCY_BRAKE:
-            return label
-        return Command(label.action, label.target_acceleration + self.offset)
+            command: DecisionLike = label
+        else:
+            command = Command(label.action, label.target_acceleration + self.offset)
+        self._command = command
+        return command
 
 
 def run_episode(
