@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='[m/s^2] std of the acceleration offset the training split is driven with '
              '(DrivingNoise, half the episodes; 0 = the plain expert); val/test never')
     parser.add_argument(
-        '--reaction-delay', type=float, default=1.0,
+        '--reaction-delay', type=float, default=2.0,
         help='[s] longest late reaction to a braking onset in the noisy training episodes '
              '(DrivingNoise.reaction_delay; 0 = none)')
     parser.add_argument(

@@ -72,7 +72,9 @@ class FusionModelConfig:
     # single camera frame cannot show; the speed joins the fused features before the heads.
     ego_speed_scale: float = 10.0     # [m/s] speed is divided by this before embedding
     ego_speed_dim: int = 32           # width of the speed embedding
-    ego_speed_dropout: float = 0.1    # training: P(speed marked unknown) per sample
+    # training: P(speed marked unknown) per sample; also keeps decisions from leaning on speed
+    # alone ("fast, so keep going": the inertia problem of behaviour cloning)
+    ego_speed_dropout: float = 0.3
 
     # -- fusion + heads ---------------------------------------------------------------------
     fusion_tokens: int = 4            # learned bottleneck tokens that read both modalities

@@ -186,7 +186,7 @@ class DrivingNoise:
     sigma: float = 1.5  # [m/s^2] stationary std of the offset (Ornstein-Uhlenbeck)
     tau: float = 2.0  # [s] correlation time of the offset
     episode_share: float = 0.5  # share of episodes driven with the offset
-    reaction_delay: float = 1.0  # [s] longest late reaction to a braking onset
+    reaction_delay: float = 2.0  # [s] longest late reaction to a braking onset
 
     def __post_init__(self) -> None:
         if self.sigma < 0 or self.tau <= 0 or not 0.0 <= self.episode_share <= 1.0 or \
