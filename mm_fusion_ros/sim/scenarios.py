@@ -18,7 +18,7 @@ Radar alone misses
   that look like in-path returns (RADAR_CLUTTER, RADAR_GHOSTS).
 
 Expert label distribution over `scenario_mix(200, seed=0)` (60200 frames at 20 Hz, measured
-by `bench/sim_throughput.py`): cruise 57.4 %, follow 19.9 %, stop 10.6 %, emergency_brake
+by `bench/sim_throughput.py`): cruise 55.5 %, follow 19.9 %, stop 12.5 %, emergency_brake
 1.8 %, change_lane_left 5.7 %, change_lane_right 4.7 %. EMERGENCY_BRAKE is rare by nature (a
 second or two per hazard episode), so the mix over-samples hazard types (`MIX_WEIGHTS`);
 training should still weight classes or subsample cruise.
