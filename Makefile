@@ -57,7 +57,7 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # Reproduce the shipped checkpoint: simulate the data, train, copy the best epoch into the
-# package (about 40 min on 2 idle CPU cores: 3 min data, ~3 min per epoch).
+# package (about 45 min on 2 idle CPU cores: 3 min data, ~4 min per epoch with validation).
 checkpoint: $(STAMP)
 	$(VENV)/bin/mm-fusion dataset --out data/cache
 	$(VENV)/bin/mm-fusion train --config config/train.yaml

@@ -38,10 +38,6 @@ class SafetyConfig:
     min_dwell: float = 0.3  # [s] a new non-escalating action must persist this long
     max_jerk: float = 10.0  # [m/s^3] rate limit on target acceleration (not on braking harder
     # in an emergency)
-    # P(STOP) + P(EMERGENCY_BRAKE) of the model at or above this -> STOP at
-    # fallback_acceleration even when another class is likelier: missing a hazard costs far
-    # more than a needless slow-down (a cost-sensitive decision, not argmax); 1 = off.
-    brake_probability: float = 1.0
 
 
 def radar_time_to_collision(
@@ -164,13 +160,6 @@ class SafetyLayer:
                 degraded=model.degraded,
                 degraded_reason=model.degraded_reason,
             )
-        elif self._hazard_likely(model):
-            proposal = replace(
-                model,
-                action=Action.STOP,
-                target_acceleration=min(model.target_acceleration, cfg.fallback_acceleration),
-                source=DecisionSource.SAFETY_OVERRIDE,
-            )
         else:
             proposal = model
         decision = self._apply_dwell(now_ns, proposal)
@@ -178,14 +167,6 @@ class SafetyLayer:
         self._current = decision
         self._last_output_ns = now_ns
         return decision
-
-    def _hazard_likely(self, model: Decision) -> bool:
-        """The model thinks braking likely enough, though its argmax is a milder action."""
-        p = model.probabilities
-        if self.config.brake_probability >= 1.0 or len(p) <= Action.EMERGENCY_BRAKE or \
-                _ESCALATION_ORDER[model.action] >= _ESCALATION_ORDER[Action.STOP]:
-            return False
-        return float(p[Action.STOP] + p[Action.EMERGENCY_BRAKE]) >= self.config.brake_probability
 
     def _apply_dwell(self, now_ns: int, proposal: Decision) -> Decision:
         current = self._current

@@ -125,25 +125,3 @@ def test_brief_radar_gap_coasts_and_long_loss_stops():
     layer.on_model_decision(600 * MS, _model(600 * MS, Action.CRUISE, 1.0))
     d = layer.decide(600 * MS)
     assert d.action == Action.STOP and d.target_acceleration < 0 and d.degraded
-
-
-def test_likely_hazard_stops_although_argmax_says_cruise():
-    probs = np.zeros(len(Action), np.float32)
-    probs[[Action.CRUISE, Action.STOP, Action.EMERGENCY_BRAKE]] = (0.55, 0.30, 0.15)
-    model = Decision(stamp_ns=0, action=Action.CRUISE, target_acceleration=0.5,
-                     probabilities=probs, confidence=0.55)
-
-    def decide(threshold):
-        layer = SafetyLayer(SafetyConfig(brake_probability=threshold))
-        layer.on_radar(0, _far_radar())
-        layer.on_model_decision(0, model)
-        return layer.decide(0)
-
-    d = decide(0.4)  # 0.30 + 0.15 >= 0.4
-    assert d.action == Action.STOP and d.source == DecisionSource.SAFETY_OVERRIDE
-    assert d.target_acceleration == SafetyConfig().fallback_acceleration
-    assert decide(0.5).action == Action.CRUISE  # below the threshold: the argmax stands
-    assert decide(1.0).action == Action.CRUISE  # off
-    # No probabilities (e.g. a fallback decision): nothing to weigh.
-    layer = SafetyLayer(SafetyConfig(brake_probability=0.1))
-    assert _fed(layer, 0).action == Action.CRUISE

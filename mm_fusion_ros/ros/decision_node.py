@@ -117,15 +117,6 @@ class DecisionNode(Node):
                 0.1,
                 100.0,
             ),
-            brake_probability=declare_float(
-                self,
-                'brake_probability',
-                defaults.brake_probability,
-                'P(stop) + P(emergency_brake) at or above this -> stop, whatever the argmax'
-                ' (1 = off).',
-                0.05,
-                1.0,
-            ),
         )
         preset = declare_choice(
             self, 'radar_preset', 'sim', 'Radar message layout.', tuple(list_presets())
