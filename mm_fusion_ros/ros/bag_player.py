@@ -113,8 +113,11 @@ class BagPlayer:
         self._stop.set()
 
     def subscribers_ready(self) -> bool:
+        """Every sensor topic the bag feeds is matched (else its first messages are lost)."""
         return (self.image_pub.get_subscription_count() > 0
-                and self.radar_pub.get_subscription_count() > 0)
+                and self.radar_pub.get_subscription_count() > 0
+                and (self.topics.odometry_topic is None
+                     or self.odom_pub.get_subscription_count() > 0))
 
     def play(self, path: str, await_decision: Callable[[int, float], bool] | None = None,
              ) -> None:
