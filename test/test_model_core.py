@@ -20,6 +20,18 @@ def run(model, args, modality='fused'):
         return model(*args, modality=modality)
 
 
+def run_training(model, args):
+    """Training-mode forward (the dropouts under test), BatchNorm on its running stats."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+    with torch.no_grad():
+        out = model(*args)
+    model.eval()
+    return out
+
+
 @pytest.fixture(params=['transformer', 'gru'])
 def model(request):
     return make_model(temporal_encoder=request.param)
@@ -146,18 +158,12 @@ def test_modality_dropout_matches_eval_single_modality():
     args = example_inputs(model, batch_size=8)
     cam = run(model, args, 'camera')
     rad = run(model, args, 'radar')
-    model.train()
-    for m in model.modules():  # keep BatchNorm on running stats; dropout is 0
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.eval()
     torch.manual_seed(3)
-    with torch.no_grad():
-        out = model(*args)
+    out = run_training(model, args)  # dropout is 0
     for i in range(8):
         as_cam = torch.allclose(out.logits[i], cam.logits[i], atol=1e-5)
         as_rad = torch.allclose(out.logits[i], rad.logits[i], atol=1e-5)
         assert as_cam != as_rad
-    model.eval()
     torch.testing.assert_close(run(model, args).logits, run(model, args).logits)
 
 
@@ -177,16 +183,10 @@ def test_ego_speed_matters_and_unknown_speed_is_one_input():
 
 
 def test_ego_speed_dropout_trains_the_unknown_input():
-    model = make_model(ego_speed_dropout=1.0, modality_dropout=0.0)
+    model = make_model(ego_speed_dropout=1.0, modality_dropout=0.0, history_dropout=0.0)
     args = example_inputs(model, batch_size=4)
     ref = run(model, args[:5] + (None, None, args[7])).logits  # eval, speed unknown
-    model.train()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.eval()
-    with torch.no_grad():
-        dropped = model(*args).logits
-    torch.testing.assert_close(dropped, ref)
+    torch.testing.assert_close(run_training(model, args).logits, ref)
 
 
 def test_earlier_frame_matters_and_a_missing_one_is_zero_change():
@@ -208,13 +208,7 @@ def test_history_dropout_trains_the_missing_frame_input():
     model = make_model(history_dropout=1.0, modality_dropout=0.0, ego_speed_dropout=0.0)
     args = example_inputs(model, batch_size=4)
     ref = run(model, args[:7] + (args[0],)).logits  # eval, no change
-    model.train()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.eval()
-    with torch.no_grad():
-        dropped = model(*args).logits
-    torch.testing.assert_close(dropped, ref)
+    torch.testing.assert_close(run_training(model, args).logits, ref)
 
 
 def test_same_seed_same_outputs():

@@ -109,11 +109,16 @@ class Expert:
         half = 0.5 * (a.width + self.vehicle.width) + self.config.corridor_margin
         return a.x > ego.x and abs(a.y - ego.y) < half
 
+    @staticmethod
+    def on_road_ahead(world: World, ego: EgoState, p: Actor) -> bool:
+        """A pedestrian on the road (0.3 m kerb margin) ahead of the ego centre."""
+        return abs(p.y) <= world.road.half_width + 0.3 and p.x >= ego.x
+
     def pedestrian_conflict(self, world: World, ego: EgoState, p: Actor) -> tuple[bool, float]:
         """(on the road and in or walking into the ego corridor, seconds until it is in it)."""
         c = self.config
         dy = p.y - ego.y
-        if abs(p.y) > world.road.half_width + 0.3 or p.x < ego.x:
+        if not self.on_road_ahead(world, ego, p):
             return False, math.inf
         if abs(dy) < c.pedestrian_corridor:
             return True, 0.0
@@ -154,8 +159,8 @@ class Expert:
                 if gap < lead_gap:
                     lead, lead_gap = a, gap
                 continue
-            if abs(a.y) > world.road.half_width + 0.3 or a.x < ego.x or gap < -0.5:
-                continue  # not on the road ahead
+            if not self.on_road_ahead(world, ego, a) or gap < -0.5:
+                continue
             conflict, t_enter = self.pedestrian_conflict(world, ego, a)
             ped_ttc = _ttc(gap, v)
             if conflict and t_enter <= ped_ttc:
