@@ -16,6 +16,10 @@ COMMANDS = {
     'record': ('mm_fusion_ros.commands.record', 'simulator episodes to rosbag2 (one per episode)'),
     'cache': ('mm_fusion_ros.commands.cache', 'bags -> sharded .npz training cache'),
     'dataset': ('mm_fusion_ros.commands.dataset', 'simulator -> train/val training caches'),
+    'dagger': (
+        'mm_fusion_ros.commands.dagger',
+        'a checkpoint drives training scenarios, the expert labels them (DAgger cache)',
+    ),
     'train': ('mm_fusion_ros.commands.train', 'train the fusion model (torchrun-aware)'),
     'ablation': ('mm_fusion_ros.commands.ablation', 'fused vs single-modality macro-F1'),
     'closed-loop': (

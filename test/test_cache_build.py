@@ -112,6 +112,37 @@ def test_driving_noise_is_recorded_and_changes_the_states(tmp_path):
     assert plain.data_hash != noisy.data_hash
 
 
+def test_a_driver_replaces_the_expert_and_excludes_noise(tmp_path):
+    from mm_fusion_ros.actions import Action
+    from mm_fusion_ros.sim.dynamics import Command
+    from mm_fusion_ros.sim.simulator import DrivingNoise
+
+    class Brake:
+        """Brakes whatever the expert says (it cruises here): other states are visited."""
+
+        resets = 0
+
+        def reset(self):
+            self.resets += 1
+
+        def __call__(self, frame):
+            return Command(Action.STOP, -3.0)
+
+    driver = Brake()
+    plain = build_cache_from_sim(CONFIGS[:1], tmp_path / 'plain')
+    driven = build_cache_from_sim(CONFIGS[:1], tmp_path / 'driven', driver=driver,
+                                  extra={'driver': 'brake'})
+    assert driver.resets == 1 and driven.manifest['driver'] == 'brake'
+    a = _load(plain.out_dir / plain.manifest['shards'][0]['file'])
+    b = _load(driven.out_dir / driven.manifest['shards'][0]['file'])
+    assert not np.array_equal(a['ego_speed'], b['ego_speed'])
+    assert b['ego_speed'][-1] < a['ego_speed'][-1] - 3.0
+    assert int(Action.STOP) not in b['action']  # labels stay the expert's
+    with pytest.raises(ValueError, match='not both'):
+        build_cache_from_sim(CONFIGS[:1], tmp_path / 'both', driver=driver,
+                             noise=DrivingNoise())
+
+
 def test_shapes_labels_and_manifest(bag_dir, tmp_path):
     cfg = CacheConfig(num_frames=4, max_points=32, shard_size=10, points_dtype='float16')
     res = build_cache_from_bags([bag_dir], tmp_path / 'c', config=cfg)

@@ -5,7 +5,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--config', default=None, help='training YAML (default config/train.yaml)')
-    parser.add_argument('--train-cache', default=None)
+    parser.add_argument('--train-cache', nargs='+', default=None, help='one or more caches')
     parser.add_argument('--val-cache', default=None)
     parser.add_argument('--out-dir', default=None)
     parser.add_argument('--epochs', type=int, default=None)
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         max_train_samples=args.max_train_samples,
         num_threads=args.num_threads,
         device=args.device,
+        init_checkpoint=args.init_checkpoint,
     )
     data = open_training_data(config)
     best = train(config, data.train, data.val, data.data_hash, data.class_counts)

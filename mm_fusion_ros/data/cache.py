@@ -407,14 +407,19 @@ def _detect(bag: Path) -> BagTopics:
 def build_cache_from_sim(
     configs: Iterable[Any], out_dir: str | Path, config: CacheConfig | None = None,
     base_time_ns: int = DEFAULT_BASE_TIME_NS, progress: bool = False,
-    options: Any = None, noise: Any = None,
+    options: Any = None, noise: Any = None, driver: Any = None,
+    extra: dict[str, Any] | None = None,
 ) -> CacheResult:
     """The same cache as sim -> bag -> cache, without writing bags (for big training runs).
 
     Each ScenarioConfig runs closed-loop under the expert (as `mm-fusion record` does), with
-    `noise` (`sim.simulator.DrivingNoise`) on its executed acceleration when given, and its
-    frames are streamed into the shards.
+    `noise` (`sim.simulator.DrivingNoise`) on its executed acceleration when given, or under
+    `driver` (a policy with `reset()`, e.g. `evaluation.closed_loop.ModelPolicy`: DAgger data);
+    labels are always the expert's. Frames are streamed into the shards; `extra` goes into the
+    manifest.
     """
+    if noise is not None and driver is not None:
+        raise ValueError('pass noise (expert-driven) or driver, not both')
     from mm_fusion_ros.sim.camera import CameraModel
     from mm_fusion_ros.sim.simulator import SimOptions, Simulator
 
@@ -428,19 +433,29 @@ def build_cache_from_sim(
     for i, sc in enumerate(_progress(list(configs), progress, 'episodes')):
         stats = SourceStats(name=f'sim:{sc.scenario.value}/{sc.condition.value}/seed{sc.seed}')
         sources.append(stats)
-        frames = sim_episode_frames(Simulator(sc, opts, camera), noise)
+        if driver is not None:
+            driver.reset()
+        frames = sim_episode_frames(Simulator(sc, opts, camera), noise, driver)
         for sample in sim_samples(frames, sc, cfg, i, stats, base_time_ns):
             writer.add(sample)
     return _finish(out, writer, cfg, sources, t0, 'sim',
-                   {'driving_noise': asdict(noise) if noise is not None else None})
+                   {'driving_noise': asdict(noise) if noise is not None else None,
+                    **(extra or {})})
 
 
-def sim_episode_frames(sim: Any, noise: Any = None) -> Iterator[Any]:
-    """Frames of one expert-driven episode (optionally with `DrivingNoise`), generated lazily."""
+def sim_episode_frames(sim: Any, noise: Any = None, driver: Any = None) -> Iterator[Any]:
+    """Frames of one episode, generated lazily.
+
+    Driven by `driver` when given, else by the expert (with `DrivingNoise` when given).
+    """
     from mm_fusion_ros.sim.simulator import NoisyExpertPolicy, expert_policy
 
-    policy = expert_policy if noise is None else NoisyExpertPolicy(
-        noise, sim.config.seed, sim.config.dt)
+    if driver is not None:
+        policy = driver
+    elif noise is not None:
+        policy = NoisyExpertPolicy(noise, sim.config.seed, sim.config.dt)
+    else:
+        policy = expert_policy
     frame = sim.reset()
     yield frame
     while not frame.done:

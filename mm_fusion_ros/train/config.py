@@ -9,7 +9,8 @@ import yaml
 
 @dataclass
 class TrainConfig:
-    train_cache: str = 'data/cache/train'  # directory of cache shards (mm-fusion cache/record)
+    # directory of cache shards (mm-fusion dataset/cache/dagger), or a list of them
+    train_cache: str | list[str] = 'data/cache/train'
     val_cache: str = 'data/cache/val'
     out_dir: str = 'runs/fusion'
     epochs: int = 8

@@ -1,6 +1,9 @@
 """Training and validation sets from cache directories (see `mm_fusion_ros.data.cache`)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,33 +15,50 @@ from mm_fusion_ros.train.config import TrainConfig
 
 
 class CacheSamples(Dataset):
-    """Cache samples as numpy dicts (the trainer's collate runs the inference preprocessing).
+    """Samples of one or more cache directories, concatenated, as numpy dicts.
 
-    Shards are preloaded: random access across shards would otherwise reload a shard per
-    sample (about 100 kB per sample, so 30k samples take ~3 GB of RAM).
+    More than one: the expert's cache plus DAgger caches (`mm-fusion dagger`). The trainer's
+    collate runs the inference preprocessing. Shards are preloaded: random access across
+    shards would otherwise reload a shard per sample (about 100 kB per sample, so 30k samples
+    take ~3 GB of RAM).
     """
 
-    def __init__(self, cache_dir: str) -> None:
-        self.cache = FusionCacheDataset(cache_dir, layout='hwc', preload=True)
+    def __init__(self, cache_dirs: str | Sequence[str]) -> None:
+        dirs = [cache_dirs] if isinstance(cache_dirs, str | Path) else list(cache_dirs)
+        if not dirs:
+            raise ValueError('no cache directory given')
+        self.caches = [FusionCacheDataset(d, layout='hwc', preload=True) for d in dirs]
+        gaps = {float(c.manifest['config']['camera_history']) for c in self.caches}
+        if len(gaps) > 1:
+            raise ValueError(f'caches pair camera frames at different gaps: {sorted(gaps)} s')
+        self.offsets = np.cumsum([0] + [len(c) for c in self.caches])
 
     def __len__(self) -> int:
-        return len(self.cache)
+        return int(self.offsets[-1])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.cache.arrays(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f'index {index} out of range for {len(self)} samples')
+        c = int(np.searchsorted(self.offsets, index, side='right')) - 1
+        return self.caches[c].arrays(index - int(self.offsets[c]))
 
     @property
     def data_hash(self) -> str:
-        return self.cache.data_hash
+        """The cache's hash; for several, the sha256 of their hashes in order."""
+        hashes = [c.data_hash for c in self.caches]
+        if len(hashes) == 1:
+            return hashes[0]
+        return hashlib.sha256('\n'.join(hashes).encode()).hexdigest()
 
     @property
     def camera_history(self) -> float:
-        """[s] gap of the cache's earlier camera frames (must equal the model's)."""
-        return float(self.cache.manifest['config']['camera_history'])
+        """[s] gap of the caches' earlier camera frames (must equal the model's)."""
+        return float(self.caches[0].manifest['config']['camera_history'])
 
     def class_counts(self) -> np.ndarray:
-        counts = self.cache.manifest['class_counts']
-        return np.array([counts.get(label, 0) for label in ACTION_LABELS], np.int64)
+        counts = [c.manifest['class_counts'] for c in self.caches]
+        return np.array([sum(c.get(label, 0) for c in counts) for label in ACTION_LABELS],
+                        np.int64)
 
 
 @dataclass

@@ -1,0 +1,99 @@
+"""`mm-fusion train` and `mm-fusion dagger` end to end on tiny caches and a tiny model.
+
+Stage 1 trains on an expert-driven cache; its checkpoint then drives the same scenario
+(`dagger`), and stage 2 starts from stage 1's weights on the union of both caches.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from mm_fusion_ros.cli import main as cli_main
+from mm_fusion_ros.data import CacheConfig, build_cache_from_sim
+from mm_fusion_ros.data.dataset import FusionCacheDataset
+from mm_fusion_ros.model import small_config
+from mm_fusion_ros.model.checkpoint import load_checkpoint
+from mm_fusion_ros.sim import ScenarioConfig, ScenarioType
+from mm_fusion_ros.sim.conditions import Condition
+from mm_fusion_ros.sim.scenarios import scenario_mix
+from mm_fusion_ros.train.data import CacheSamples
+
+SEED = 200_000  # the dagger command's training-side seeds
+CONFIG = small_config()
+
+
+@pytest.fixture(scope='module')
+def caches(tmp_path_factory):
+    root = tmp_path_factory.mktemp('train')
+    cfg = CacheConfig(image_height=CONFIG.image_height, image_width=CONFIG.image_width,
+                      num_frames=CONFIG.num_frames, max_points=CONFIG.max_points,
+                      frame_stride=4)
+    train = build_cache_from_sim(scenario_mix(1, seed=SEED, duration=2.0), root / 'train', cfg)
+    val = build_cache_from_sim(
+        [ScenarioConfig(scenario=ScenarioType.PEDESTRIAN_CROSSING, condition=Condition.NIGHT,
+                        seed=500_000, duration=1.5)], root / 'val', cfg)
+    return root, train, val
+
+
+def _train(root, out, *extra):
+    config = root / 'train.yaml'
+    config.write_text(yaml.safe_dump({
+        'train_cache': str(root / 'train'), 'val_cache': str(root / 'val'),
+        'epochs': 1, 'batch_size': 8, 'num_threads': 1, 'model': CONFIG.to_dict(),
+    }))
+    assert cli_main(['train', '--config', str(config), '--out-dir', str(out), *extra]) == 0
+    return json.loads((out / 'metrics.json').read_text())
+
+
+def test_dagger_round(caches, tmp_path, capsys):
+    root, train, val = caches
+    stage1 = _train(root, tmp_path / 'stage1')
+    assert stage1['training_data_hash'] == train.data_hash
+    best = tmp_path / 'stage1' / 'best.pt'
+
+    dagger = tmp_path / 'dagger'
+    assert cli_main(['dagger', '--checkpoint', str(best), '--out', str(dagger),
+                     '--episodes', '1', '--seed', str(SEED), '--duration', '2.0',
+                     '--num-threads', '1']) == 0
+    assert 'dagger: ' in capsys.readouterr().out
+    driven = FusionCacheDataset(dagger)
+    expert = FusionCacheDataset(root / 'train')
+    assert driven.manifest['driver']['checkpoint'] == str(best)
+    assert driven.manifest['config'] == expert.manifest['config']
+    assert len(driven) == len(expert) > 0
+    # Same scenario, same sensors at t=0, but the untrained model drives it elsewhere.
+    speeds = [np.array([c.arrays(i)['ego_speed'] for i in range(len(c))])
+              for c in (driven, expert)]
+    assert speeds[0][0] == speeds[1][0]
+    assert not np.array_equal(*speeds)
+
+    stage2 = _train(root, tmp_path / 'stage2', '--train-cache', str(root / 'train'),
+                    str(dagger), '--init-checkpoint', str(best))
+    union = CacheSamples([str(root / 'train'), str(dagger)])
+    assert len(union) == 2 * len(expert)
+    assert union[len(expert)]['stamp_ns'] == driven.arrays(0)['stamp_ns']
+    assert stage2['training_data_hash'] == union.data_hash not in (train.data_hash,
+                                                                     driven.data_hash)
+    assert stage2['config']['init_checkpoint'] == str(best)
+    model, info = load_checkpoint(tmp_path / 'stage2' / 'best.pt')
+    assert info['metadata']['train_samples'] == len(union)
+    assert model.config == CONFIG
+
+
+def test_dagger_refuses_held_out_seeds(tmp_path):
+    with pytest.raises(SystemExit, match='held-out'):
+        cli_main(['dagger', '--checkpoint', 'unused.pt', '--out', str(tmp_path / 'd'),
+                  '--seed', '499_990', '--episodes', '20'])
+
+
+def test_caches_with_different_camera_gaps_do_not_mix(caches, tmp_path):
+    root, _, _ = caches
+    other = build_cache_from_sim(
+        scenario_mix(1, seed=SEED, duration=1.0), tmp_path / 'other',
+        CacheConfig(image_height=CONFIG.image_height, image_width=CONFIG.image_width,
+                    num_frames=CONFIG.num_frames, max_points=CONFIG.max_points,
+                    camera_history=0.5))
+    with pytest.raises(ValueError, match='different gaps'):
+        CacheSamples([str(root / 'train'), str(other.out_dir)])
