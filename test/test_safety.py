@@ -105,6 +105,17 @@ def test_emergency_brake_is_not_rate_limited():
     assert d.target_acceleration == -8.0
 
 
+def test_braking_harder_for_a_stop_is_not_rate_limited_easing_off_is():
+    layer = SafetyLayer(SafetyConfig(max_jerk=10.0, min_dwell=0.0))
+    _fed(layer, 0, accel=0.0)
+    assert _fed(layer, 50 * MS, action=Action.STOP, accel=-5.0).target_acceleration == -5.0
+    d = _fed(layer, 100 * MS, action=Action.STOP, accel=-1.0)
+    assert math.isclose(d.target_acceleration, -4.5, rel_tol=1e-6)
+    # Slowing down for a lead vehicle stays smooth.
+    d = _fed(layer, 150 * MS, action=Action.FOLLOW, accel=-8.0)
+    assert math.isclose(d.target_acceleration, -5.0, rel_tol=1e-6)
+
+
 def test_reset_clears_history():
     layer = SafetyLayer()
     _fed(layer, 10 * NS)
