@@ -56,16 +56,20 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# Reproduce the shipped checkpoint: simulate the data, train (stage 1), let that model drive
-# the training-side scenarios with the expert labelling them (DAgger), continue training on
-# both caches (stage 2), copy its best epoch into the package (about 85 min on 2 idle CPU
-# cores: 3 min data, ~40 min stage 1, 7 min DAgger data, ~35 min stage 2).
+# Reproduce the shipped checkpoint: simulate the data, train (stage 1), then two DAgger rounds:
+# the latest model drives new training-side scenarios, the expert labels the states it reaches,
+# training continues on all caches so far (stages 2, 3); the last best epoch goes into the
+# package. About 2 h 15 min on 2 idle CPU cores (3 min data, 40 min stage 1, 7 + 35 min
+# round 1, 11 + 38 min round 2).
 checkpoint: $(STAMP)
 	$(VENV)/bin/mm-fusion dataset --out data/cache
 	$(VENV)/bin/mm-fusion train --config config/train.yaml
 	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion/best.pt --out data/cache/dagger
 	$(VENV)/bin/mm-fusion train --config config/train_dagger.yaml
-	cp runs/fusion_dagger/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
+	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion_dagger/best.pt \
+		--out data/cache/dagger2 --seed 200324
+	$(VENV)/bin/mm-fusion train --config config/train_dagger2.yaml
+	cp runs/fusion_dagger2/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
 
 # The distro path, tried with colcon from PyPI against the wheels' prefix.
 colcon-build: $(STAMP)

@@ -97,3 +97,19 @@ def test_caches_with_different_camera_gaps_do_not_mix(caches, tmp_path):
                     camera_history=0.5))
     with pytest.raises(ValueError, match='different gaps'):
         CacheSamples([str(root / 'train'), str(other.out_dir)])
+
+
+@pytest.mark.parametrize('name', ['train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml'])
+def test_shipped_training_configs_load(name):
+    from mm_fusion_ros.paths import config_dir
+    from mm_fusion_ros.train.config import TrainConfig
+
+    config = TrainConfig.from_yaml(config_dir() / name)
+    caches = [config.train_cache] if isinstance(config.train_cache, str) else config.train_cache
+    assert caches[0] == 'data/cache/train' and config.val_cache == 'data/cache/val'
+    # Each DAgger stage continues from the previous stage's output.
+    stages = {'train.yaml': ('', 'runs/fusion'),
+              'train_dagger.yaml': ('runs/fusion/best.pt', 'runs/fusion_dagger'),
+              'train_dagger2.yaml': ('runs/fusion_dagger/best.pt', 'runs/fusion_dagger2')}
+    assert (config.init_checkpoint, config.out_dir) == stages[name]
+    assert len(caches) == {'train.yaml': 1, 'train_dagger.yaml': 2, 'train_dagger2.yaml': 3}[name]
