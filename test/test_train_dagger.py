@@ -12,6 +12,7 @@ import yaml
 
 from mm_fusion_ros.cli import main as cli_main
 from mm_fusion_ros.data import CacheConfig, build_cache_from_sim
+from mm_fusion_ros.data.cache import file_sha256
 from mm_fusion_ros.data.dataset import FusionCacheDataset
 from mm_fusion_ros.model import small_config
 from mm_fusion_ros.model.checkpoint import load_checkpoint
@@ -60,7 +61,7 @@ def test_dagger_round(caches, tmp_path, capsys):
     assert 'dagger: ' in capsys.readouterr().out
     driven = FusionCacheDataset(dagger)
     expert = FusionCacheDataset(root / 'train')
-    assert driven.manifest['driver']['checkpoint'] == str(best)
+    assert driven.manifest['driver'] == {'checkpoint': str(best), 'sha256': file_sha256(best)}
     assert driven.manifest['config'] == expert.manifest['config']
     assert len(driven) == len(expert) > 0
     # Same scenario, same sensors at t=0, but the untrained model drives it elsewhere.

@@ -24,12 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import hashlib
     from pathlib import Path
 
     from mm_fusion_ros.bags import load_bag_topics
     from mm_fusion_ros.commands.dataset import VAL_SEED
-    from mm_fusion_ros.data.cache import CacheConfig, build_cache_from_sim
+    from mm_fusion_ros.data.cache import CacheConfig, build_cache_from_sim, file_sha256
     from mm_fusion_ros.evaluation.closed_loop import ModelPolicy
     from mm_fusion_ros.evaluation.replay import node_configs
     from mm_fusion_ros.model.predictor import FusionPredictor
@@ -43,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
     model = predictor.config  # the cache holds what this model reads
     nodes = node_configs(load_bag_topics('sim'))
     policy = ModelPolicy(predictor, 'fused', nodes.pipeline, nodes.safety)
-    digest = hashlib.sha256(Path(args.checkpoint).read_bytes()).hexdigest()
     result = build_cache_from_sim(
         scenario_mix(args.episodes, seed=args.seed, duration=args.duration),
         args.out,
@@ -53,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         }),
         progress=True,
         driver=policy,
-        extra={'driver': {'checkpoint': str(args.checkpoint), 'sha256': digest}},
+        extra={'driver': {'checkpoint': str(args.checkpoint),
+                          'sha256': file_sha256(Path(args.checkpoint))}},
     )
     print(f'dagger: {result.samples} samples from {args.episodes} episodes in '
           f'{result.seconds:.0f} s; data hash {result.data_hash[:16]}; classes '

@@ -283,10 +283,11 @@ def write_npz_deterministic(path: Path, arrays: dict[str, np.ndarray]) -> str:
             with zf.open(info, 'w', force_zip64=True) as f:
                 np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
     tmp.replace(path)
-    return _sha256(path)
+    return file_sha256(path)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with path.open('rb') as f:
         for block in iter(lambda: f.read(1 << 20), b''):
@@ -488,4 +489,4 @@ def load_manifest(cache_dir: str | Path) -> dict[str, Any]:
 def verify_cache(cache_dir: str | Path) -> bool:
     """True when every shard's sha256 still matches the manifest."""
     manifest = load_manifest(cache_dir)
-    return all(_sha256(Path(cache_dir) / s['file']) == s['sha256'] for s in manifest['shards'])
+    return all(file_sha256(Path(cache_dir) / s['file']) == s['sha256'] for s in manifest['shards'])
