@@ -11,6 +11,8 @@ from mm_fusion_ros.cli import main as cli_main
 from mm_fusion_ros.data import CacheConfig, build_cache_from_bags, build_cache_from_sim
 from mm_fusion_ros.data.cache import SAMPLE_KEYS, verify_cache
 from mm_fusion_ros.data.dataset import FusionCacheDataset, ShardGroupedSampler
+from mm_fusion_ros.model.config import FusionModelConfig
+from mm_fusion_ros.model.preprocess import model_frame
 from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.sync import msg_stamp_ns
@@ -58,6 +60,9 @@ def test_bag_and_sim_paths_give_identical_caches(bag_dir, tmp_path, stride):
     assert a.manifest['sources'][0]['info']['scenario'] == 'cut_in'
 
 
+MODEL_FRAME = FusionModelConfig(fovea_height=64)  # the cache's default frame layout
+
+
 def test_radar_sequences_match_the_fusion_pipeline(bag_dir, tmp_path):
     """The cache's radar history and earlier camera frame equal FusionPipeline's."""
     class _Predictor:
@@ -81,9 +86,10 @@ def test_radar_sequences_match_the_fusion_pipeline(bag_dir, tmp_path):
             seq = pipe.sequence(msg_stamp_ns(m.msg))
             rgb = image_to_rgb(m.msg)
             previous = pipe.add_camera(msg_stamp_ns(m.msg), rgb)
-            np.testing.assert_array_equal(shard['image'][i], rgb)
-            np.testing.assert_array_equal(shard['previous_image'][i],
-                                          rgb if previous is None else previous)
+            composed = model_frame(rgb, MODEL_FRAME)
+            np.testing.assert_array_equal(shard['image'][i], composed)
+            np.testing.assert_array_equal(shard['previous_image'][i], composed if previous is None
+                                          else model_frame(previous, MODEL_FRAME))
             changed += previous is not None and not np.array_equal(previous, rgb)
             np.testing.assert_array_equal(shard['radar_points'][i], seq.points)
             np.testing.assert_array_equal(shard['point_mask'][i], seq.point_mask)
@@ -155,7 +161,7 @@ def test_shapes_labels_and_manifest(bag_dir, tmp_path):
                                           CONFIGS[1].condition.value}
     assert verify_cache(tmp_path / 'c')
     shard = _load(tmp_path / 'c' / 'shard-00000.npz')
-    assert shard['image'].shape == (10, 128, 256, 3) and shard['image'].dtype == np.uint8
+    assert shard['image'].shape == (10, 128 + 64, 256, 3) and shard['image'].dtype == np.uint8
     assert shard['radar_points'].shape == (10, 4, 32, 5)
     assert shard['radar_points'].dtype == np.float16
     assert shard['point_mask'].shape == (10, 4, 32) and shard['frame_mask'].shape == (10, 4)
@@ -168,7 +174,7 @@ def test_shapes_labels_and_manifest(bag_dir, tmp_path):
     ds = FusionCacheDataset(tmp_path / 'c')
     assert len(ds) == res.samples and ds.data_hash == m['data_hash']
     item = ds[len(ds) - 1]
-    assert item['image'].shape == (3, 128, 256) and item['image'].dtype == torch.uint8
+    assert item['image'].shape == (3, 128 + 64, 256) and item['image'].dtype == torch.uint8
     assert item['radar_points'].dtype == torch.float32
     assert item['radar_points'].shape == (4, 32, 5)
     assert item['action'].dtype == torch.int64 and item['action'].ndim == 0
@@ -179,14 +185,19 @@ def test_shapes_labels_and_manifest(bag_dir, tmp_path):
     assert sorted(order) == list(range(len(ds)))
     assert order[:10] != list(range(10))
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4, sampler=sampler)))
-    assert batch['image'].shape == (4, 3, 128, 256)
+    assert batch['image'].shape == (4, 3, 128 + 64, 256)
 
 
-def test_resize_foreign_image_size(tmp_path):
-    from mm_fusion_ros.data.cache import _resize
-
-    out = _resize(np.zeros((64, 100, 3), np.uint8), 128, 256)
-    assert out.shape == (128, 256, 3) and out.dtype == np.uint8
+def test_cached_frame_is_the_model_frame_of_the_camera_frame(bag_dir, tmp_path):
+    """The cache stores exactly what the node's preprocessing composes from the camera frame."""
+    cfg = CacheConfig(num_frames=4, max_points=32)
+    build_cache_from_bags([bag_dir], tmp_path / 'c', config=cfg)
+    shard = _load(tmp_path / 'c' / 'shard-00000.npz')
+    rgb = run_episode(CONFIGS[0]).frames[0].rgb
+    np.testing.assert_array_equal(shard['image'][0], model_frame(rgb, MODEL_FRAME))
+    # A model without a fovea reads the view rows, which are its own frame.
+    np.testing.assert_array_equal(model_frame(shard['image'][0], FusionModelConfig(), True),
+                                  model_frame(rgb, FusionModelConfig()))
 
 
 def test_cli_record_then_cache(tmp_path, capsys):

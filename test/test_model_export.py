@@ -57,6 +57,18 @@ def test_onnx_default_config(tmp_path, temporal):
     np.testing.assert_allclose(out[0], ref.logits.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_onnx_with_fovea_rows(tmp_path):
+    torch.manual_seed(0)
+    model = FusionModel(small_config(fovea_height=32)).eval()
+    session = _session(export_onnx(model, tmp_path / 'fovea.onnx'))
+    args = example_inputs(model, batch_size=2)
+    assert args[0].shape[2] == 64 + 32
+    with torch.no_grad():
+        ref = model(*args)
+    out = session.run(None, {n: a.numpy() for n, a in zip(INPUT_NAMES, args, strict=True)})
+    np.testing.assert_allclose(out[0], ref.logits.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_torchscript_matches_eager(model, tmp_path):
     path = export_torchscript(model, tmp_path / 'model.ts')
     loaded = torch.jit.load(str(path))

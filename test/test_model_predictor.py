@@ -17,7 +17,7 @@ from mm_fusion_ros.model import (
     save_checkpoint,
     small_config,
 )
-from mm_fusion_ros.model.preprocess import fit_radar, normalise_radar, resize_rgb
+from mm_fusion_ros.model.preprocess import fit_radar, model_frame, normalise_radar, resize_rgb
 from mm_fusion_ros.sensors.radar_sequence import RadarSequence
 
 CUDA = torch.cuda.is_available()
@@ -74,6 +74,34 @@ def test_resize():
     assert np.all(np.diff(half[0, :, 0]) >= 0)
     assert abs(half.mean() - ramp.mean()) < 1.0
     assert resize_rgb(flat[:10, :10], 20, 30).shape == (20, 30, 3)
+
+
+def test_fovea_frame():
+    cfg = small_config(fovea_height=32)   # view 64x128, fovea box of a 2x camera: 128x32 px
+    rgb = _rgb(cfg, scale=2)               # 128x256 camera
+    frame = model_frame(rgb, cfg)
+    assert frame.shape == (64 + 32, 128, 3)
+    np.testing.assert_array_equal(frame[:64], resize_rgb(rgb, 64, 128))
+    np.testing.assert_array_equal(frame[64:], rgb[56:88, 64:192])  # pixel for pixel
+    assert model_frame(_rgb(cfg, scale=5), cfg).shape == frame.shape  # any camera size
+    # A composed frame passes through; a model without a fovea reads the view rows.
+    np.testing.assert_array_equal(model_frame(frame, cfg, composed=True), frame)
+    np.testing.assert_array_equal(model_frame(frame, small_config(), composed=True), frame[:64])
+    with pytest.raises(ValueError, match='composed'):
+        model_frame(frame[:80], cfg, composed=True)
+    with pytest.raises(ValueError, match='fovea'):
+        small_config(fovea_box=(0.5, 0.2, 0.4, 0.8))
+
+
+def test_fovea_model_predicts_camera_and_cached_frames_alike():
+    torch.manual_seed(0)
+    cfg = small_config(fovea_height=32)
+    predictor = FusionPredictor(FusionModel(cfg).eval(), device='cpu', backend='torch')
+    rgbs, radars = [_rgb(cfg, s, scale=2) for s in range(3)], [_radar(cfg, s) for s in range(3)]
+    live = [predictor.predict(r, q).probabilities for r, q in zip(rgbs, radars, strict=True)]
+    cached = predictor.predict_batch([model_frame(r, cfg) for r in rgbs], radars,
+                                     model_frames=True)
+    np.testing.assert_allclose(cached.probabilities, np.stack(live), rtol=1e-5, atol=1e-6)
 
 
 def test_fit_radar_crops_pads_and_keeps_strongest(model):

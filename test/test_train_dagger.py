@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from mm_fusion_ros.cli import main as cli_main
@@ -100,7 +101,43 @@ def test_caches_with_different_camera_gaps_do_not_mix(caches, tmp_path):
         CacheSamples([str(root / 'train'), str(other.out_dir)])
 
 
-@pytest.mark.parametrize('name', ['train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml'])
+def test_model_grows_a_fovea_from_a_checkpoint(caches, tmp_path):
+    """A stage can add fovea rows to a checkpoint's model; every trained tensor carries over."""
+    from mm_fusion_ros.train.trainer import _init_model
+
+    root, _, _ = caches
+    _train(root, tmp_path / 'stage1')
+    best = tmp_path / 'stage1' / 'best.pt'
+    old, _ = load_checkpoint(best)
+    grown = _init_model(str(best), {'fovea_height': 64})
+    assert grown.config.input_height == CONFIG.image_height + 64
+    new_state = grown.state_dict()
+    for name, value in old.state_dict().items():
+        target = new_state[name]
+        if name == 'image_branch.pos_embed':  # the view's tokens first, then the fovea's
+            assert target.shape[1] > value.shape[1]
+            target = target[:, :value.shape[1]]
+        assert torch.equal(target, value), name
+
+    config = root / 'fovea.yaml'
+    config.write_text(yaml.safe_dump({
+        'train_cache': str(root / 'train'), 'val_cache': str(root / 'val'), 'epochs': 1,
+        'batch_size': 8, 'num_threads': 1, 'init_checkpoint': str(best),
+        'model': {'fovea_height': 64}}))
+    assert cli_main(['train', '--config', str(config), '--out-dir', str(tmp_path / 'f')]) == 0
+    model, _ = load_checkpoint(tmp_path / 'f' / 'best.pt')
+    assert model.config.fovea_height == 64 and model.config.image_width == CONFIG.image_width
+
+    # The cache's fovea is 64 rows of its box: a model wanting another fovea is refused.
+    config.write_text(yaml.safe_dump({
+        'train_cache': str(root / 'train'), 'val_cache': str(root / 'val'), 'epochs': 1,
+        'model': {**CONFIG.to_dict(), 'fovea_height': 32}}))
+    with pytest.raises(ValueError, match='fovea'):
+        cli_main(['train', '--config', str(config), '--out-dir', str(tmp_path / 'g')])
+
+
+@pytest.mark.parametrize('name', ['train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml',
+                                  'train_fovea.yaml'])
 def test_shipped_training_configs_load(name):
     from mm_fusion_ros.paths import config_dir
     from mm_fusion_ros.train.config import TrainConfig
@@ -111,6 +148,10 @@ def test_shipped_training_configs_load(name):
     # Each DAgger stage continues from the previous stage's output.
     stages = {'train.yaml': ('', 'runs/fusion'),
               'train_dagger.yaml': ('runs/fusion/best.pt', 'runs/fusion_dagger'),
-              'train_dagger2.yaml': ('runs/fusion_dagger/best.pt', 'runs/fusion_dagger2')}
+              'train_dagger2.yaml': ('runs/fusion_dagger/best.pt', 'runs/fusion_dagger2'),
+              'train_fovea.yaml': ('runs/fusion_dagger2/best.pt', 'runs/fusion_fovea')}
     assert (config.init_checkpoint, config.out_dir) == stages[name]
-    assert len(caches) == {'train.yaml': 1, 'train_dagger.yaml': 2, 'train_dagger2.yaml': 3}[name]
+    assert len(caches) == {'train.yaml': 1, 'train_dagger.yaml': 2, 'train_dagger2.yaml': 3,
+                           'train_fovea.yaml': 3}[name]
+    # Stages 1-3 train the view alone (from the cache's view rows); stage 4 adds the fovea.
+    assert config.model.get('fovea_height', 0) == (64 if name == 'train_fovea.yaml' else 0)

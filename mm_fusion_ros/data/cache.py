@@ -16,7 +16,8 @@ simulator's own frames give byte-identical samples. The earlier frame is the cam
 
 Shard keys (S samples per shard; T, N, F = num_frames, max_points, 5 canonical features):
 
-    image          (S, H, W, 3) uint8   RGB, resized with Pillow only if not H x W
+    image          (S, H, W, 3) uint8   RGB model frame (`model.preprocess.compose_frame`): the
+                                        view at image_height x W, the fovea's rows below it
     previous_image (S, H, W, 3) uint8   the frame `camera_history` s earlier (or `image`)
     radar_points   (S, T, N, F) float32 (or float16, `points_dtype`), raw canonical units
     point_mask     (S, T, N)    bool
@@ -61,6 +62,8 @@ from mm_fusion_ros.bags.reader import (
     parse_json_string,
 )
 from mm_fusion_ros.bags.writer import DEFAULT_BASE_TIME_NS, episode_info, frame_stamp_ns
+from mm_fusion_ros.model.config import FOVEA_BOX
+from mm_fusion_ros.model.preprocess import compose_frame
 from mm_fusion_ros.sensors.camera_history import CameraHistory
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer, OdometryError, forward_speed
@@ -72,7 +75,7 @@ from mm_fusion_ros.sensors.radar_sequence import RadarSequenceBuffer, RadarSeque
 
 NS = 1_000_000_000
 CACHE_FORMAT = 'mm_fusion_cache'
-CACHE_VERSION = 3  # 2: ego_speed; 3: previous_image
+CACHE_VERSION = 4  # 2: ego_speed; 3: previous_image; 4: fovea rows
 MANIFEST = 'manifest.json'
 SAMPLE_KEYS = ('image', 'previous_image', 'radar_points', 'point_mask', 'frame_mask',
                'time_offsets', 'action', 'target_accel', 'ttc', 'ego_speed', 'stamp_ns',
@@ -86,8 +89,12 @@ class CacheConfig:
 
     num_frames: int = 8          # T radar frames of history
     max_points: int = 64         # N points per radar frame
-    image_height: int = 128      # [px] model input
+    image_height: int = 128      # [px] model input (the whole view)
     image_width: int = 256       # [px]
+    # The fovea is kept even for models without one (they read the top image_height rows), so
+    # one cache trains both: FusionModelConfig.fovea_height / fovea_box.
+    fovea_height: int = 64       # [px]
+    fovea_box: tuple[float, float, float, float] = FOVEA_BOX
     sync_slop: float = 0.06      # [s] PipelineConfig.sync_slop = the buffer's future tolerance
     preprocess: RadarPreprocessConfig = field(default_factory=RadarPreprocessConfig)
     frame_stride: int = 1        # keep every k-th labelled frame (20 Hz frames are near twins)
@@ -140,7 +147,9 @@ class _EpisodeSampler:
 
     def add_camera(self, stamp_ns: int, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(this frame at the model size, the one `camera_history` s earlier or None)."""
-        image = _resize(rgb, self.cfg.image_height, self.cfg.image_width)
+        cfg = self.cfg
+        image = compose_frame(rgb, cfg.image_height, cfg.image_width, cfg.fovea_height,
+                              cfg.fovea_box)
         previous = self.camera.push(stamp_ns, image) if self.camera is not None else None
         return image, previous
 
@@ -168,16 +177,6 @@ class _EpisodeSampler:
             'scenario': str(info.get('scenario', '')),
             'condition': str(info.get('condition', '')),
         }
-
-
-def _resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    rgb = np.asarray(rgb, np.uint8)
-    if rgb.shape[:2] == (height, width):
-        return np.ascontiguousarray(rgb)
-    from PIL import Image as PilImage
-
-    return np.asarray(PilImage.fromarray(np.ascontiguousarray(rgb)).resize(
-        (width, height), PilImage.BILINEAR))
 
 
 # -- sources: bags ------------------------------------------------------------------------------
@@ -361,7 +360,7 @@ def _finish(out: Path, writer: _ShardWriter, cfg: CacheConfig, sources: list[Sou
         'config': cfg_dict,
         **(extra or {}),
         'num_samples': sum(s['samples'] for s in writer.shards),
-        'image_shape': [cfg.image_height, cfg.image_width, 3],
+        'image_shape': [cfg.image_height + cfg.fovea_height, cfg.image_width, 3],
         'radar_shape': [cfg.num_frames, cfg.max_points, NUM_RADAR_FEATURES],
         'class_labels': list(ACTION_LABELS),
         'class_counts': {lab: writer.counts['action'].get(lab, 0) for lab in ACTION_LABELS},

@@ -28,6 +28,7 @@ RADAR_FEATURE_NORMALISATION: dict[str, tuple[float, float]] = {
 }
 
 TEMPORAL_ENCODERS = ('transformer', 'gru')
+FOVEA_BOX = (0.25, 0.4375, 0.75, 0.6875)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,14 @@ class FusionModelConfig:
     # cannot show which way a pedestrian walks; 0 = single frame (3-channel stem).
     camera_history: float = 0.25
     history_dropout: float = 0.1      # training: P(earlier frame marked missing) per sample
+    # Fovea: the road ahead at a higher resolution, stacked below the whole view (so one CNN
+    # reads both and every token keeps its own position). At 256 px a pedestrian 35 m ahead
+    # is 4 px wide and whether it stands on the kerb or the road is a 6 px question; the
+    # fovea box of a 512x256 camera is copied pixel for pixel, twice the whole view's scale.
+    fovea_height: int = 0             # [px] rows of the fovea below the view; 0 = no fovea
+    # (left, top, right, bottom) of the source frame, as fractions of its width / height:
+    # the middle half of the width, from just above the horizon to 24 px (of 128) below it.
+    fovea_box: tuple[float, float, float, float] = FOVEA_BOX
 
     # -- image branch (ResNet-style: stride-2 stem, BasicBlock stages) -----------------------
     stem_width: int = 16                              # channels after the 3x3 stride-2 stem
@@ -96,6 +105,10 @@ class FusionModelConfig:
             raise ValueError('stage_widths, stage_blocks and stage_strides must match in length')
         if not self.stage_widths or min(self.stage_blocks) < 1:
             raise ValueError('need at least one stage with >= 1 block')
+        left, top, right, bottom = self.fovea_box
+        if self.fovea_height < 0 or not (0 <= left < right <= 1 and 0 <= top < bottom <= 1):
+            raise ValueError('need fovea_height >= 0 and a fovea_box (left, top, right, '
+                             'bottom) with 0 <= left < right <= 1, 0 <= top < bottom <= 1')
         h, w = self.image_grid
         if h < 1 or w < 1:
             raise ValueError(f'image {self.image_height}x{self.image_width} too small for stride')
@@ -149,6 +162,11 @@ class FusionModelConfig:
         return len(self.class_names)
 
     @property
+    def input_height(self) -> int:
+        """[px] rows of the model frame: the whole view, then the fovea."""
+        return self.image_height + self.fovea_height
+
+    @property
     def image_stride(self) -> int:
         stride = 2
         for s in self.stage_strides:
@@ -158,7 +176,7 @@ class FusionModelConfig:
     @property
     def image_grid(self) -> tuple[int, int]:
         """(rows, cols) of image tokens: each stride-2 conv (pad 1, k 3) gives ceil(n / 2)."""
-        h, w = self.image_height, self.image_width
+        h, w = self.input_height, self.image_width
         for s in (2, *self.stage_strides):
             h, w = -(-h // s), -(-w // s)
         return h, w

@@ -44,7 +44,7 @@ def example_inputs(
     cfg = model.config
     g = torch.Generator().manual_seed(0)
     b, t, n = batch_size, cfg.num_frames, cfg.max_points
-    image = torch.randn(b, 3, cfg.image_height, cfg.image_width, generator=g)
+    image = torch.randn(b, 3, cfg.input_height, cfg.image_width, generator=g)
     points = torch.randn(b, t, n, cfg.num_features, generator=g)
     point_mask = torch.rand(b, t, n, generator=g) < 0.7
     frame_mask = torch.ones(b, t, dtype=torch.bool)

@@ -13,8 +13,9 @@ image<->radar cross-attention because:
   ways plus a pooling step per modality);
 - the heads see a fixed number of tokens whatever the image grid or T, so reshapes are
   shape-agnostic and ONNX export only needs a dynamic batch.
-The price is that image and radar tokens never update each other directly; with 32 image and
-9 radar tokens the fusion tokens see every one of them at every layer, which is enough here.
+The price is that image and radar tokens never update each other directly; with 32 image (48
+with the fovea rows) and 9 radar tokens the fusion tokens see every one of them at every
+layer, which is enough here.
 
 Ego speed (from odometry) is a measurement, not a modality: as in conditional imitation
 learning (Codevilla et al., 2018) its embedding is concatenated to the fused features before
@@ -94,10 +95,11 @@ class FusionModel(nn.Module):
     ) -> FusionOutput:
         """Inputs as made by `preprocess.prepare_batch` (normalised image and radar).
 
-        image: (B, 3, H, W) float; radar_points: (B, T, N, F) float; point_mask: (B, T, N)
-        bool; frame_mask: (B, T) bool; time_offsets: (B, T) [s]; ego_speed: (B,) [m/s] and
-        ego_speed_valid: (B,) bool (None: speed unknown); previous_image: (B, 3, H, W) the
-        frame `camera_history` s earlier, equal to `image` (or None) when there is none.
+        image: (B, 3, H, W) float, H = view + fovea rows; radar_points: (B, T, N, F) float;
+        point_mask: (B, T, N) bool; frame_mask: (B, T) bool; time_offsets: (B, T) [s];
+        ego_speed: (B,) [m/s] and ego_speed_valid: (B,) bool (None: speed unknown);
+        previous_image: (B, 3, H, W) the frame `camera_history` s earlier, equal to `image`
+        (or None) when there is none.
         `modality` 'camera' or 'radar' skips the other branch and uses its learned missing
         token instead.
         """

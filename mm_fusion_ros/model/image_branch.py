@@ -6,6 +6,11 @@ ResNet-18 stem (7x7 conv + max-pool) and widths (64..512) cost 35-47 ms at 128x2
 cores; a 3x3 stride-2 stem and widths 16-96 keep the branch at a few ms while still giving a
 stride-32 grid (4x8 tokens at 128x256) for the fusion attention.
 
+With a fovea (`FusionModelConfig.fovea_height`) the input is the view with the fovea's rows
+stacked below it (`preprocess.compose_frame`): the same convolutions read both, and the
+position embedding, one per grid cell, tells the view's tokens (first rows) from the fovea's
+(2x8 more at 64 rows). 64 is a multiple of the stride, so no token straddles the seam.
+
 Motion enters early (the "early fusion" of two frames in video CNNs): with `camera_history`
 the stem reads 6 channels, the frame and its change since the earlier frame, so the first
 convolutions see a pedestrian's few-pixel step at full resolution. A missing earlier frame is

@@ -181,7 +181,7 @@ class FusionPredictor:
         """Batch-1 pinned host buffers and device buffers: no allocation per frame on CUDA."""
         cfg = self.config
         shapes = {
-            'image': ((1, 3, cfg.image_height, cfg.image_width), torch.float32),
+            'image': ((1, 3, cfg.input_height, cfg.image_width), torch.float32),
             'radar_points': ((1, cfg.num_frames, cfg.max_points, cfg.num_features),
                              torch.float32),
             'point_mask': ((1, cfg.num_frames, cfg.max_points), torch.bool),
@@ -189,7 +189,7 @@ class FusionPredictor:
             'time_offsets': ((1, cfg.num_frames), torch.float32),
             'ego_speed': ((1,), torch.float32),
             'ego_speed_valid': ((1,), torch.bool),
-            'previous_image': ((1, 3, cfg.image_height, cfg.image_width), torch.float32),
+            'previous_image': ((1, 3, cfg.input_height, cfg.image_width), torch.float32),
         }
         for name, (shape, dtype) in shapes.items():
             self._buffers['host_' + name] = torch.empty(shape, dtype=dtype, pin_memory=True)
@@ -265,9 +265,12 @@ class FusionPredictor:
         self, rgbs: Sequence[np.ndarray], radars: Sequence[RadarSequence],
         modality: str = 'fused', batch_size: int = 64,
         ego_speeds: Sequence[float | None] | np.ndarray | None = None,
-        previous_rgbs: Sequence[np.ndarray | None] | None = None,
+        previous_rgbs: Sequence[np.ndarray | None] | None = None, model_frames: bool = False,
     ) -> BatchPrediction:
-        """Offline evaluation: many frames, run in chunks of `batch_size`."""
+        """Offline evaluation: many frames, run in chunks of `batch_size`.
+
+        `model_frames`: the images are composed model frames (a training cache's).
+        """
         if len(rgbs) != len(radars):
             raise ValueError(f'{len(rgbs)} images but {len(radars)} radar sequences')
         if ego_speeds is not None and len(ego_speeds) != len(rgbs):
@@ -280,7 +283,7 @@ class FusionPredictor:
             speeds = None if ego_speeds is None else ego_speeds[i:i + batch_size]
             previous = None if previous_rgbs is None else previous_rgbs[i:i + batch_size]
             inputs = prepare_batch(rgbs[i:i + batch_size], radars[i:i + batch_size], self.config,
-                                   speeds, previous)
+                                   speeds, previous, model_frames)
             parts.append(self.forward_arrays(inputs, modality))
         probs, accel, ttc = (np.concatenate(x) for x in zip(*parts, strict=True))
         cls = probs.argmax(axis=1)

@@ -10,6 +10,12 @@ costs 0.45 ms for 1280x720 -> 256x128 on 2 threads, against 23 ms for a numpy bl
 bilinear version and 3 ms for the same torch call on float32. Output stays uint8 (rounding to
 the nearest level, below the camera's own quantisation). Aspect ratio is not preserved: the
 camera's field of view is squeezed to the model size, as in training.
+
+With a fovea (`FusionModelConfig.fovea_height`) the model frame is the whole view with the
+fovea box of the source frame, resized to (fovea_height, image_width), stacked below it
+(`compose_frame`). The training cache stores these composed frames; `model_frames=True` tells
+the functions below that their input already is one (a model without a fovea reads the top
+rows, which are exactly its own frame).
 """
 
 from collections.abc import Sequence
@@ -19,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - torch convention
 
-from mm_fusion_ros.model.config import FusionModelConfig
+from mm_fusion_ros.model.config import FOVEA_BOX, FusionModelConfig
 from mm_fusion_ros.sensors.radar_sequence import RadarSequence
 
 
@@ -27,7 +33,7 @@ from mm_fusion_ros.sensors.radar_sequence import RadarSequence
 class ModelInputs:
     """One batch of model inputs (numpy), names as the ONNX graph's inputs."""
 
-    image: np.ndarray         # (B, 3, H, W) float32, normalised
+    image: np.ndarray         # (B, 3, H, W) float32, normalised (H: view + fovea rows)
     radar_points: np.ndarray  # (B, T, N, F) float32, normalised, 0 where padded
     point_mask: np.ndarray    # (B, T, N) bool
     frame_mask: np.ndarray    # (B, T) bool
@@ -47,23 +53,63 @@ class ModelInputs:
 
 def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     """(h, w, 3) uint8 -> (height, width, 3) uint8, antialiased bilinear (see module docstring)."""
-    src = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+    rgb = np.ascontiguousarray(rgb)
+    if not rgb.flags.writeable:  # a bag's or message's buffer; torch wants writable memory
+        rgb = rgb.copy()
+    src = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
     out = F.interpolate(src, size=(height, width), mode='bilinear', antialias=True,
                         align_corners=False)                     # (1, 3, height, width)
     return out[0].permute(1, 2, 0).numpy()
 
 
-def preprocess_image(rgb: np.ndarray, config: FusionModelConfig) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (3, H', W') float32 normalised at the model size."""
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f'expected an (H, W, 3) RGB image, got shape {rgb.shape}')
     if rgb.dtype != np.uint8:
         raise ValueError(f'expected uint8 RGB, got {rgb.dtype}')
-    h, w = config.image_height, config.image_width
-    if rgb.shape[:2] != (h, w):
-        rgb = resize_rgb(rgb, h, w)
-    img = rgb.astype(np.float32)
+    return rgb
+
+
+def compose_frame(
+    rgb: np.ndarray, height: int, width: int, fovea_height: int = 0,
+    fovea_box: tuple[float, float, float, float] = FOVEA_BOX,
+) -> np.ndarray:
+    """Camera frame (h, w, 3) uint8 -> model frame (height + fovea_height, width, 3) uint8.
+
+    The whole view resized to (height, width); below it, when `fovea_height` > 0, the source
+    pixels inside `fovea_box` (fractions of the source size) resized to (fovea_height, width).
+    """
+    rgb = _check_rgb(rgb)
+    view = rgb if rgb.shape[:2] == (height, width) else resize_rgb(rgb, height, width)
+    if fovea_height <= 0:
+        return np.ascontiguousarray(view)
+    h, w = rgb.shape[:2]
+    left, top, right, bottom = fovea_box
+    crop = rgb[round(top * h):max(round(bottom * h), round(top * h) + 1),
+               round(left * w):max(round(right * w), round(left * w) + 1)]
+    if crop.shape[:2] != (fovea_height, width):
+        crop = resize_rgb(crop, fovea_height, width)
+    return np.concatenate([view, crop], axis=0)
+
+
+def model_frame(rgb: np.ndarray, config: FusionModelConfig, composed: bool = False) -> np.ndarray:
+    """Camera frame, or an already composed model frame (`composed`), -> the model's frame."""
+    if not composed:
+        return compose_frame(rgb, config.image_height, config.image_width,
+                             config.fovea_height, config.fovea_box)
+    rgb = _check_rgb(rgb)
+    if rgb.shape[0] < config.input_height or rgb.shape[1] != config.image_width:
+        raise ValueError(f'a composed frame of shape {rgb.shape[:2]} cannot feed a model of '
+                         f'{config.input_height}x{config.image_width}')
+    return rgb[:config.input_height]
+
+
+def preprocess_image(
+    rgb: np.ndarray, config: FusionModelConfig, composed: bool = False,
+) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (3, H', W') float32 normalised model frame (see `model_frame`)."""
+    img = model_frame(rgb, config, composed).astype(np.float32)
     mean = np.asarray(config.image_mean, np.float32) * 255.0
     inv_std = 1.0 / (np.asarray(config.image_std, np.float32) * 255.0)
     return np.ascontiguousarray(((img - mean) * inv_std).transpose(2, 0, 1))
@@ -149,12 +195,13 @@ def ego_speed_inputs(
 def prepare_batch(
     rgbs: Sequence[np.ndarray], sequences: Sequence[RadarSequence], config: FusionModelConfig,
     ego_speeds: Sequence[float | None] | np.ndarray | None = None,
-    previous_rgbs: Sequence[np.ndarray | None] | None = None,
+    previous_rgbs: Sequence[np.ndarray | None] | None = None, model_frames: bool = False,
 ) -> ModelInputs:
     """Camera frames + radar sequences (+ ego speeds, + earlier frames) -> ModelInputs.
 
     `ego_speeds` [m/s], None/NaN where unknown; `previous_rgbs` the frames `camera_history` s
-    earlier, None where missing (the model then sees no change).
+    earlier, None where missing (the model then sees no change); `model_frames`: the images
+    are composed model frames (the training cache's), not camera frames.
     """
     if len(rgbs) != len(sequences):
         raise ValueError(f'{len(rgbs)} images but {len(sequences)} radar sequences')
@@ -162,10 +209,10 @@ def prepare_batch(
         raise ValueError('empty batch')
     if previous_rgbs is not None and len(previous_rgbs) != len(rgbs):
         raise ValueError(f'{len(rgbs)} images but {len(previous_rgbs)} earlier frames')
-    images = [preprocess_image(rgb, config) for rgb in rgbs]
+    images = [preprocess_image(rgb, config, model_frames) for rgb in rgbs]
     previous = images
     if previous_rgbs is not None and config.camera_history > 0:
-        previous = [img if prev is None else preprocess_image(prev, config)
+        previous = [img if prev is None else preprocess_image(prev, config, model_frames)
                     for img, prev in zip(images, previous_rgbs, strict=True)]
     image = np.stack(images)
     points, point_mask, frame_mask, offsets = collate_radar(sequences, config)

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from torch.utils.data import Dataset
 
 from mm_fusion_ros.actions import ACTION_LABELS
 from mm_fusion_ros.data.dataset import FusionCacheDataset
+from mm_fusion_ros.model.config import FusionModelConfig
 from mm_fusion_ros.train.config import TrainConfig
 
 
@@ -31,6 +33,9 @@ class CacheSamples(Dataset):
         gaps = {float(c.manifest['config']['camera_history']) for c in self.caches}
         if len(gaps) > 1:
             raise ValueError(f'caches pair camera frames at different gaps: {sorted(gaps)} s')
+        frames = {_frame_layout(c.manifest) for c in self.caches}
+        if len(frames) > 1:
+            raise ValueError(f'caches hold model frames of different layouts: {sorted(frames)}')
         self.offsets = np.cumsum([0] + [len(c) for c in self.caches])
 
     def __len__(self) -> int:
@@ -55,10 +60,40 @@ class CacheSamples(Dataset):
         """[s] gap of the caches' earlier camera frames (must equal the model's)."""
         return float(self.caches[0].manifest['config']['camera_history'])
 
+    @property
+    def frame_layout(self) -> tuple[int, int, int, tuple[float, ...]]:
+        """(image_height, image_width, fovea_height, fovea_box) of the cached model frames."""
+        return _frame_layout(self.caches[0].manifest)
+
     def class_counts(self) -> np.ndarray:
         counts = [c.manifest['class_counts'] for c in self.caches]
         return np.array([sum(c.get(label, 0) for c in counts) for label in ACTION_LABELS],
                         np.int64)
+
+
+def _frame_layout(manifest: dict[str, Any]) -> tuple[int, int, int, tuple[float, ...]]:
+    cfg = manifest['config']
+    return (int(cfg['image_height']), int(cfg['image_width']), int(cfg['fovea_height']),
+            tuple(float(v) for v in cfg['fovea_box']))
+
+
+def check_frames(model: FusionModelConfig, name: str, data: CacheSamples) -> None:
+    """Refuse a cache whose frames the model cannot read (gap, view size, fovea).
+
+    A model without a fovea reads the view rows of a cache that has one.
+    """
+    if not math.isclose(data.camera_history, model.camera_history):
+        raise ValueError(f'{name} cache pairs camera frames {data.camera_history} s apart, the '
+                         f'model expects camera_history {model.camera_history} s')
+    height, width, fovea_height, fovea_box = data.frame_layout
+    fovea_ok = model.fovea_height == 0 or (
+        model.fovea_height == fovea_height
+        and np.allclose(model.fovea_box, fovea_box))
+    if (height, width) != (model.image_height, model.image_width) or not fovea_ok:
+        raise ValueError(
+            f'{name} cache holds {height}x{width} views with a {fovea_height}-row fovea of '
+            f'{fovea_box}; the model reads {model.image_height}x{model.image_width} with a '
+            f'{model.fovea_height}-row fovea of {model.fovea_box}')
 
 
 @dataclass

@@ -30,6 +30,7 @@ from mm_fusion_ros.model.predictor import resolve_device
 from mm_fusion_ros.model.preprocess import prepare_batch
 from mm_fusion_ros.sensors.radar_sequence import RadarSequence
 from mm_fusion_ros.train.config import TrainConfig
+from mm_fusion_ros.train.data import CacheSamples, check_frames
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def collate(samples: Sequence[dict[str, Any]], config: FusionModelConfig) -> dic
         for s in samples
     ]
     speeds = np.array([float(s['ego_speed']) for s in samples], np.float32)  # NaN: unknown
-    inputs = prepare_batch(rgbs, seqs, config, speeds, [s['previous_image'] for s in samples])
+    inputs = prepare_batch(rgbs, seqs, config, speeds, [s['previous_image'] for s in samples],
+                           model_frames=True)
     batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.as_dict().items()}
     batch['action'] = torch.tensor([int(s['action']) for s in samples], dtype=torch.int64)
     batch['target_accel'] = torch.tensor(
@@ -53,6 +55,32 @@ def collate(samples: Sequence[dict[str, Any]], config: FusionModelConfig) -> dic
     batch['ttc_valid'] = torch.isfinite(ttc) & (ttc <= config.ttc_max)
     batch['condition'] = [str(s.get('condition', '')) for s in samples]
     return batch
+
+
+def _init_model(path: str, overrides: dict[str, Any]) -> FusionModel:
+    """The checkpoint's model, or (with `overrides` to its config) a model grown from it.
+
+    Grown: every tensor of the checkpoint is copied into the new model's tensor of that name,
+    whole when the shapes match, else into its leading block (the image position embedding
+    of a model that gained fovea rows: the view's tokens come first). New tensors keep their
+    fresh initialisation.
+    """
+    model, _ = load_checkpoint(path)
+    if not overrides:
+        return model
+    config = FusionModelConfig.from_dict({**model.config.to_dict(), **overrides})
+    grown = FusionModel(config)
+    state = grown.state_dict()
+    for name, value in model.state_dict().items():
+        target = state.get(name)
+        if target is None or target.dim() != value.dim() or any(
+                a > b for a, b in zip(value.shape, target.shape, strict=True)):
+            raise ValueError(f'{path}: {name} {tuple(value.shape)} does not fit the model '
+                             f'made with {overrides}')
+        target[tuple(slice(0, n) for n in value.shape)] = value
+    grown.load_state_dict(state)
+    logger.info('initialised from %s with config changes %s', path, overrides)
+    return grown
 
 
 def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
@@ -138,7 +166,7 @@ def train(
     if device.type == 'cpu':
         torch.set_num_threads(config.num_threads)
     if config.init_checkpoint:
-        model, _ = load_checkpoint(config.init_checkpoint)
+        model = _init_model(config.init_checkpoint, config.model)
         model_cfg = model.config
     else:
         model_cfg = (
@@ -146,10 +174,8 @@ def train(
         )
         model = FusionModel(model_cfg)
     for name, data in (('training', train_set), ('validation', val_set)):
-        gap = getattr(data, 'camera_history', model_cfg.camera_history)
-        if not math.isclose(gap, model_cfg.camera_history):
-            raise ValueError(f'{name} cache pairs camera frames {gap} s apart, the model '
-                             f'expects camera_history {model_cfg.camera_history} s')
+        if isinstance(data, CacheSamples):
+            check_frames(model_cfg, name, data)
     model = model.to(device)
     # Missing-modality tokens are unused in some batches.
     net = (
