@@ -1,7 +1,8 @@
 """Fusion model cost: params, FLOPs, batch-1 latency (eager torch, onnxruntime, CUDA).
 
 Usage: python bench/model_latency.py [--iters 200] [--threads 2] [--skip-ort]
-Prints, for the default FusionModelConfig: parameters per branch, MACs/FLOPs (counted with
+Prints, for the default FusionModelConfig with `--fovea-height` rows (64: the shipped model's
+layout, 0: the view alone), parameters per branch, MACs/FLOPs (counted with
 torch.utils.flop_counter.FlopCounterMode: conv, linear, matmul; elementwise ops are not
 counted), and batch-1 forward p50/p99 on CPU with `--threads` threads for eager torch
 (NCHW and channels_last), onnxruntime, and the full FusionPredictor.predict (preprocessing
@@ -66,16 +67,18 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=20)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--skip-ort', action='store_true')
+    parser.add_argument('--fovea-height', type=int, default=64, help='0 = no fovea')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = FusionModelConfig()
+    cfg = FusionModelConfig(fovea_height=args.fovea_height)
     model = FusionModel(cfg).eval()
     inputs = example_inputs(model, batch_size=1)
 
-    print(f'config: image {cfg.image_height}x{cfg.image_width}, widths {cfg.stage_widths} '
-          f'blocks {cfg.stage_blocks}, D={cfg.token_dim}, T={cfg.num_frames} '
+    print(f'config: image {cfg.image_height}x{cfg.image_width} + {cfg.fovea_height} fovea rows, '
+          f'widths {cfg.stage_widths} blocks {cfg.stage_blocks}, D={cfg.token_dim}, '
+          f'T={cfg.num_frames} '
           f'N={cfg.max_points} F={cfg.num_features}, temporal={cfg.temporal_encoder}, '
           f'fusion {cfg.fusion_tokens} tokens x {cfg.fusion_layers} layers')
     n_image, n_radar = count_params(model.image_branch), count_params(model.radar_encoder)
@@ -114,7 +117,8 @@ def main() -> None:
                     lambda s=session, f=feeds: s.run(None, f), args.iters, args.warmup))
 
     rng = np.random.default_rng(0)
-    rgb = rng.integers(0, 256, (cfg.image_height, cfg.image_width, 3), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (2 * cfg.image_height, 2 * cfg.image_width, 3),
+                       dtype=np.uint8)  # the simulator's 512x256 camera
     previous = np.roll(rgb, 2, axis=1)  # the frame camera_history s earlier
     seq = RadarSequence.empty(cfg.num_frames, cfg.max_points, cfg.num_features)
     seq.points[:] = rng.normal(size=seq.points.shape)

@@ -147,11 +147,11 @@ def test_shipped_training_configs_load(name):
     assert caches[0] == 'data/cache/train' and config.val_cache == 'data/cache/val'
     # Each DAgger stage continues from the previous stage's output.
     stages = {'train.yaml': ('', 'runs/fusion'),
-              'train_dagger.yaml': ('runs/fusion/best.pt', 'runs/fusion_dagger'),
-              'train_dagger2.yaml': ('runs/fusion_dagger/best.pt', 'runs/fusion_dagger2'),
-              'train_fovea.yaml': ('runs/fusion_dagger2/best.pt', 'runs/fusion_fovea')}
+              'train_fovea.yaml': ('runs/parent.pt', 'runs/fusion_fovea'),
+              'train_dagger.yaml': ('runs/fusion_fovea/best.pt', 'runs/fusion_dagger'),
+              'train_dagger2.yaml': ('runs/fusion_dagger/best.pt', 'runs/fusion_dagger2')}
     assert (config.init_checkpoint, config.out_dir) == stages[name]
-    assert len(caches) == {'train.yaml': 1, 'train_dagger.yaml': 2, 'train_dagger2.yaml': 3,
-                           'train_fovea.yaml': 3}[name]
-    # Stages 1-3 train the view alone (from the cache's view rows); stage 4 adds the fovea.
+    assert len(caches) == {'train.yaml': 1, 'train_fovea.yaml': 1, 'train_dagger.yaml': 2,
+                           'train_dagger2.yaml': 3}[name]
+    # From scratch trains the view alone; the shipped chain grows the fovea on its parent.
     assert config.model.get('fovea_height', 0) == (64 if name == 'train_fovea.yaml' else 0)
