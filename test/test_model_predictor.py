@@ -100,7 +100,7 @@ def test_fovea_model_predicts_camera_and_cached_frames_alike():
     rgbs, radars = [_rgb(cfg, s, scale=2) for s in range(3)], [_radar(cfg, s) for s in range(3)]
     live = [predictor.predict(r, q).probabilities for r, q in zip(rgbs, radars, strict=True)]
     cached = predictor.predict_batch([model_frame(r, cfg) for r in rgbs], radars,
-                                     model_frames=True)
+                                     composed=True)
     np.testing.assert_allclose(cached.probabilities, np.stack(live), rtol=1e-5, atol=1e-6)
 
 

@@ -51,7 +51,7 @@ def run_ablation(predictor, dataset, batch_size: int = 128) -> AblationResult:
         conditions[sl] = [s['condition'] for s in items]
         for m in MODALITIES:
             preds[m][sl] = predictor.predict_batch(rgbs, seqs, m, batch_size, speeds,
-                                                   previous, model_frames=True).actions
+                                                   previous, composed=True).actions
     return summarize_ablation(y_true, preds, conditions)
 
 

@@ -265,11 +265,11 @@ class FusionPredictor:
         self, rgbs: Sequence[np.ndarray], radars: Sequence[RadarSequence],
         modality: str = 'fused', batch_size: int = 64,
         ego_speeds: Sequence[float | None] | np.ndarray | None = None,
-        previous_rgbs: Sequence[np.ndarray | None] | None = None, model_frames: bool = False,
+        previous_rgbs: Sequence[np.ndarray | None] | None = None, composed: bool = False,
     ) -> BatchPrediction:
         """Offline evaluation: many frames, run in chunks of `batch_size`.
 
-        `model_frames`: the images are composed model frames (a training cache's).
+        `composed`: the images are composed model frames (a training cache's).
         """
         if len(rgbs) != len(radars):
             raise ValueError(f'{len(rgbs)} images but {len(radars)} radar sequences')
@@ -283,7 +283,7 @@ class FusionPredictor:
             speeds = None if ego_speeds is None else ego_speeds[i:i + batch_size]
             previous = None if previous_rgbs is None else previous_rgbs[i:i + batch_size]
             inputs = prepare_batch(rgbs[i:i + batch_size], radars[i:i + batch_size], self.config,
-                                   speeds, previous, model_frames)
+                                   speeds, previous, composed)
             parts.append(self.forward_arrays(inputs, modality))
         probs, accel, ttc = (np.concatenate(x) for x in zip(*parts, strict=True))
         cls = probs.argmax(axis=1)

@@ -13,7 +13,7 @@ camera's field of view is squeezed to the model size, as in training.
 
 With a fovea (`FusionModelConfig.fovea_height`) the model frame is the whole view with the
 fovea box of the source frame, resized to (fovea_height, image_width), stacked below it
-(`compose_frame`). The training cache stores these composed frames; `model_frames=True` tells
+(`compose_frame`). The training cache stores these composed frames; `composed=True` tells
 the functions below that their input already is one (a model without a fovea reads the top
 rows, which are exactly its own frame).
 """
@@ -86,8 +86,8 @@ def compose_frame(
         return np.ascontiguousarray(view)
     h, w = rgb.shape[:2]
     left, top, right, bottom = fovea_box
-    crop = rgb[round(top * h):max(round(bottom * h), round(top * h) + 1),
-               round(left * w):max(round(right * w), round(left * w) + 1)]
+    y0, x0 = round(top * h), round(left * w)
+    crop = rgb[y0:max(round(bottom * h), y0 + 1), x0:max(round(right * w), x0 + 1)]
     if crop.shape[:2] != (fovea_height, width):
         crop = resize_rgb(crop, fovea_height, width)
     return np.concatenate([view, crop], axis=0)
@@ -195,13 +195,13 @@ def ego_speed_inputs(
 def prepare_batch(
     rgbs: Sequence[np.ndarray], sequences: Sequence[RadarSequence], config: FusionModelConfig,
     ego_speeds: Sequence[float | None] | np.ndarray | None = None,
-    previous_rgbs: Sequence[np.ndarray | None] | None = None, model_frames: bool = False,
+    previous_rgbs: Sequence[np.ndarray | None] | None = None, composed: bool = False,
 ) -> ModelInputs:
     """Camera frames + radar sequences (+ ego speeds, + earlier frames) -> ModelInputs.
 
     `ego_speeds` [m/s], None/NaN where unknown; `previous_rgbs` the frames `camera_history` s
-    earlier, None where missing (the model then sees no change); `model_frames`: the images
-    are composed model frames (the training cache's), not camera frames.
+    earlier, None where missing (the model then sees no change); `composed`: the images are
+    composed model frames (the training cache's), not camera frames.
     """
     if len(rgbs) != len(sequences):
         raise ValueError(f'{len(rgbs)} images but {len(sequences)} radar sequences')
@@ -209,10 +209,10 @@ def prepare_batch(
         raise ValueError('empty batch')
     if previous_rgbs is not None and len(previous_rgbs) != len(rgbs):
         raise ValueError(f'{len(rgbs)} images but {len(previous_rgbs)} earlier frames')
-    images = [preprocess_image(rgb, config, model_frames) for rgb in rgbs]
+    images = [preprocess_image(rgb, config, composed) for rgb in rgbs]
     previous = images
     if previous_rgbs is not None and config.camera_history > 0:
-        previous = [img if prev is None else preprocess_image(prev, config, model_frames)
+        previous = [img if prev is None else preprocess_image(prev, config, composed)
                     for img, prev in zip(images, previous_rgbs, strict=True)]
     image = np.stack(images)
     points, point_mask, frame_mask, offsets = collate_radar(sequences, config)

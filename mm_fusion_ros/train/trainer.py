@@ -44,7 +44,7 @@ def collate(samples: Sequence[dict[str, Any]], config: FusionModelConfig) -> dic
     ]
     speeds = np.array([float(s['ego_speed']) for s in samples], np.float32)  # NaN: unknown
     inputs = prepare_batch(rgbs, seqs, config, speeds, [s['previous_image'] for s in samples],
-                           model_frames=True)
+                           composed=True)
     batch = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.as_dict().items()}
     batch['action'] = torch.tensor([int(s['action']) for s in samples], dtype=torch.int64)
     batch['target_accel'] = torch.tensor(
