@@ -58,11 +58,10 @@ bench: $(STAMP)
 
 # Reproduce the shipped checkpoint. It continues the previous release (commit PARENT_COMMIT's
 # checkpoint, itself made by `make checkpoint` at that commit: three stages from scratch):
-# simulate the data; stage 1 grows the fovea rows on the parent's weights (expert data); then
-# two DAgger rounds: the latest model drives new training-side scenarios, the expert labels the
-# states it reaches, training continues on all caches so far (stages 2, 3); the last stage's
-# best epoch goes into the package. About 2 h on 2 idle CPU cores (8 min data, 11 min
-# stage 1, 10 + 30 min round 1, 10 + 45 min round 2).
+# simulate the data; stage 1 grows the fovea rows on the parent's weights (expert data); one
+# DAgger round: that model drives new training-side scenarios, the expert labels the states it
+# reaches, training continues on both caches (stage 2), whose best epoch goes into the package.
+# About 1 h on 2 idle CPU cores (8 min data, 12 min stage 1, 14 min dagger, 23 min stage 2).
 PARENT_COMMIT = f0ac562
 PARENT_SHA256 = 590c09415c7e089a2e2340e21238a08bba0dc14ecc2e1191109b406aadaad6f4
 checkpoint: $(STAMP)
@@ -73,10 +72,7 @@ checkpoint: $(STAMP)
 	$(VENV)/bin/mm-fusion train --config config/train_fovea.yaml
 	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion_fovea/best.pt --out data/cache/dagger
 	$(VENV)/bin/mm-fusion train --config config/train_dagger.yaml
-	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion_dagger/best.pt \
-		--out data/cache/dagger2 --seed 200324
-	$(VENV)/bin/mm-fusion train --config config/train_dagger2.yaml
-	cp runs/fusion_dagger2/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
+	cp runs/fusion_dagger/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
 
 # The distro path, tried with colcon from PyPI against the wheels' prefix.
 colcon-build: $(STAMP)

@@ -11,6 +11,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from mm_fusion_ros.actions import ACTION_LABELS
+from mm_fusion_ros.data.cache import load_manifest
 from mm_fusion_ros.data.dataset import FusionCacheDataset
 from mm_fusion_ros.model.config import FusionModelConfig
 from mm_fusion_ros.train.config import TrainConfig
@@ -21,14 +22,23 @@ class CacheSamples(Dataset):
 
     More than one: the expert's cache plus DAgger caches (`mm-fusion dagger`). The trainer's
     collate runs the inference preprocessing. Shards are preloaded: random access across
-    shards would otherwise reload a shard per sample (about 100 kB per sample, so 30k samples
-    take ~3 GB of RAM).
+    shards would otherwise reload a shard per sample. That is about 300 kB per sample (two
+    192x256 frames), so 48k samples take ~15 GB of RAM; caches that do not fit in the memory
+    the kernel reports available are refused up front rather than killed half-way.
     """
 
     def __init__(self, cache_dirs: str | Sequence[str]) -> None:
         dirs = [cache_dirs] if isinstance(cache_dirs, str | Path) else list(cache_dirs)
         if not dirs:
             raise ValueError('no cache directory given')
+        need = sum((Path(d) / s['file']).stat().st_size  # stored, not compressed: as in RAM
+                   for d in dirs for s in load_manifest(d)['shards'])
+        available = available_memory()
+        if available is not None and need > available:
+            raise MemoryError(
+                f'caches {[str(d) for d in dirs]} take {need / 2**30:.1f} GiB in memory, '
+                f'{available / 2**30:.1f} GiB is available: train on fewer caches or on a '
+                'machine with more memory')
         self.caches = [FusionCacheDataset(d, layout='hwc', preload=True) for d in dirs]
         gaps = {float(c.manifest['config']['camera_history']) for c in self.caches}
         if len(gaps) > 1:
@@ -69,6 +79,17 @@ class CacheSamples(Dataset):
         counts = [c.manifest['class_counts'] for c in self.caches]
         return np.array([sum(c.get(label, 0) for c in counts) for label in ACTION_LABELS],
                         np.int64)
+
+
+def available_memory() -> int | None:
+    """[bytes] MemAvailable of Linux's /proc/meminfo; None where there is none."""
+    try:
+        for line in Path('/proc/meminfo').read_text().splitlines():
+            if line.startswith('MemAvailable:'):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _frame_layout(manifest: dict[str, Any]) -> tuple[int, int, int, tuple[float, ...]]:
