@@ -56,23 +56,20 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# Reproduce the shipped checkpoint. It continues the previous release (commit PARENT_COMMIT's
-# checkpoint, itself made by `make checkpoint` at that commit: three stages from scratch):
-# simulate the data; stage 1 grows the fovea rows on the parent's weights (expert data); one
-# DAgger round: that model drives new training-side scenarios, the expert labels the states it
-# reaches, training continues on both caches (stage 2), whose best epoch goes into the package.
-# About 1 h on 2 idle CPU cores (8 min data, 12 min stage 1, 14 min dagger, 23 min stage 2).
-PARENT_COMMIT = f0ac562
-PARENT_SHA256 = 590c09415c7e089a2e2340e21238a08bba0dc14ecc2e1191109b406aadaad6f4
+# Reproduce the shipped checkpoint: simulate the data, train (stage 1), then two DAgger rounds:
+# the latest model drives new training-side scenarios, the expert labels the states it reaches,
+# training continues on all caches so far (stages 2, 3); the last best epoch goes into the
+# package. About 2 h 15 min on 2 idle CPU cores (3 min data, 40 min stage 1, 7 + 35 min
+# round 1, 11 + 38 min round 2).
 checkpoint: $(STAMP)
 	$(VENV)/bin/mm-fusion dataset --out data/cache
-	mkdir -p runs
-	git show $(PARENT_COMMIT):mm_fusion_ros/checkpoints/fusion_default.pt > runs/parent.pt
-	echo "$(PARENT_SHA256)  runs/parent.pt" | sha256sum --check
-	$(VENV)/bin/mm-fusion train --config config/train_fovea.yaml
-	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion_fovea/best.pt --out data/cache/dagger
+	$(VENV)/bin/mm-fusion train --config config/train.yaml
+	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion/best.pt --out data/cache/dagger
 	$(VENV)/bin/mm-fusion train --config config/train_dagger.yaml
-	cp runs/fusion_dagger/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
+	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion_dagger/best.pt \
+		--out data/cache/dagger2 --seed 200324
+	$(VENV)/bin/mm-fusion train --config config/train_dagger2.yaml
+	cp runs/fusion_dagger2/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
 
 # The distro path, tried with colcon from PyPI against the wheels' prefix.
 colcon-build: $(STAMP)

@@ -1,10 +1,10 @@
 """Fusion model cost: params, FLOPs, batch-1 latency (eager torch, onnxruntime, CUDA).
 
 Usage: python bench/model_latency.py [--iters 200] [--threads 2] [--skip-ort]
-Prints, for the default FusionModelConfig with `--fovea-height` rows (64: the shipped model's
-layout, 0: the view alone), parameters per branch, MACs/FLOPs (counted with
-torch.utils.flop_counter.FlopCounterMode: conv, linear, matmul; elementwise ops are not
-counted), and batch-1 forward p50/p99 on CPU with `--threads` threads for eager torch
+Prints, for the default FusionModelConfig with `--fovea-height` rows (0: the shipped model,
+the view alone; 64: view + fovea from a 512x256 camera), parameters per branch, MACs/FLOPs
+(counted with torch.utils.flop_counter.FlopCounterMode: conv, linear, matmul; elementwise ops
+are not counted), and batch-1 forward p50/p99 on CPU with `--threads` threads for eager torch
 (NCHW and channels_last), onnxruntime, and the full FusionPredictor.predict (preprocessing
 included); on CUDA when present, eager under bf16 autocast and fp32. Fused, camera-only and
 radar-only are measured separately. Target: CPU eager fused p50 <= 15 ms on 2 cores.
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=20)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--skip-ort', action='store_true')
-    parser.add_argument('--fovea-height', type=int, default=64, help='0 = no fovea')
+    parser.add_argument('--fovea-height', type=int, default=0, help='64: view + fovea rows')
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -117,8 +117,9 @@ def main() -> None:
                     lambda s=session, f=feeds: s.run(None, f), args.iters, args.warmup))
 
     rng = np.random.default_rng(0)
-    rgb = rng.integers(0, 256, (2 * cfg.image_height, 2 * cfg.image_width, 3),
-                       dtype=np.uint8)  # the simulator's 512x256 camera
+    scale = 2 if cfg.fovea_height else 1  # a fovea reads a camera at twice the view's size
+    rgb = rng.integers(0, 256, (scale * cfg.image_height, scale * cfg.image_width, 3),
+                       dtype=np.uint8)
     previous = np.roll(rgb, 2, axis=1)  # the frame camera_history s earlier
     seq = RadarSequence.empty(cfg.num_frames, cfg.max_points, cfg.num_features)
     seq.points[:] = rng.normal(size=seq.points.shape)

@@ -74,7 +74,7 @@ def test_log_time_order_and_decoders_on_rosbags_messages(tmp_path, frames):
             if m.kind == 'image':
                 assert isinstance(m.msg.data, np.ndarray)
                 rgb = image_to_rgb(m.msg)  # zero-copy view of the rosbags numpy buffer
-                assert rgb.shape == (256, 512, 3) and rgb.dtype == np.uint8
+                assert rgb.shape == (128, 256, 3) and rgb.dtype == np.uint8
             elif m.kind == 'radar':
                 assert isinstance(m.msg.data, np.ndarray)
                 assert convert(m.msg).shape[1] == 5

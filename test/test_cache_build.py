@@ -60,7 +60,7 @@ def test_bag_and_sim_paths_give_identical_caches(bag_dir, tmp_path, stride):
     assert a.manifest['sources'][0]['info']['scenario'] == 'cut_in'
 
 
-MODEL_FRAME = FusionModelConfig(fovea_height=64)  # the cache's default frame layout
+MODEL_FRAME = FusionModelConfig()  # the cache's default frame layout
 
 
 def test_radar_sequences_match_the_fusion_pipeline(bag_dir, tmp_path):
@@ -161,7 +161,7 @@ def test_shapes_labels_and_manifest(bag_dir, tmp_path):
                                           CONFIGS[1].condition.value}
     assert verify_cache(tmp_path / 'c')
     shard = _load(tmp_path / 'c' / 'shard-00000.npz')
-    assert shard['image'].shape == (10, 128 + 64, 256, 3) and shard['image'].dtype == np.uint8
+    assert shard['image'].shape == (10, 128, 256, 3) and shard['image'].dtype == np.uint8
     assert shard['radar_points'].shape == (10, 4, 32, 5)
     assert shard['radar_points'].dtype == np.float16
     assert shard['point_mask'].shape == (10, 4, 32) and shard['frame_mask'].shape == (10, 4)
@@ -174,7 +174,7 @@ def test_shapes_labels_and_manifest(bag_dir, tmp_path):
     ds = FusionCacheDataset(tmp_path / 'c')
     assert len(ds) == res.samples and ds.data_hash == m['data_hash']
     item = ds[len(ds) - 1]
-    assert item['image'].shape == (3, 128 + 64, 256) and item['image'].dtype == torch.uint8
+    assert item['image'].shape == (3, 128, 256) and item['image'].dtype == torch.uint8
     assert item['radar_points'].dtype == torch.float32
     assert item['radar_points'].shape == (4, 32, 5)
     assert item['action'].dtype == torch.int64 and item['action'].ndim == 0
@@ -185,16 +185,18 @@ def test_shapes_labels_and_manifest(bag_dir, tmp_path):
     assert sorted(order) == list(range(len(ds)))
     assert order[:10] != list(range(10))
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4, sampler=sampler)))
-    assert batch['image'].shape == (4, 3, 128 + 64, 256)
+    assert batch['image'].shape == (4, 3, 128, 256)
 
 
 def test_cached_frame_is_the_model_frame_of_the_camera_frame(bag_dir, tmp_path):
     """The cache stores exactly what the node's preprocessing composes from the camera frame."""
-    cfg = CacheConfig(num_frames=4, max_points=32)
+    cfg = CacheConfig(num_frames=4, max_points=32, fovea_height=64)
     build_cache_from_bags([bag_dir], tmp_path / 'c', config=cfg)
     shard = _load(tmp_path / 'c' / 'shard-00000.npz')
     rgb = run_episode(CONFIGS[0]).frames[0].rgb
-    np.testing.assert_array_equal(shard['image'][0], model_frame(rgb, MODEL_FRAME))
+    assert shard['image'].shape[1:] == (128 + 64, 256, 3)
+    np.testing.assert_array_equal(shard['image'][0],
+                                  model_frame(rgb, FusionModelConfig(fovea_height=64)))
     # A model without a fovea reads the view rows, which are its own frame.
     np.testing.assert_array_equal(model_frame(shard['image'][0], FusionModelConfig(), True),
                                   model_frame(rgb, FusionModelConfig()))

@@ -27,9 +27,9 @@ def _box(cam, ego, a):
 def test_shapes_dtype_and_intrinsics():
     cam = CameraModel()
     img = cam.render(World(RoadConfig(), []), EgoState(0.0, 0.0, 10.0), Condition.CLEAR)
-    assert img.shape == (256, 512, 3) and img.dtype == np.uint8
+    assert img.shape == (128, 256, 3) and img.dtype == np.uint8
     k = cam.K
-    assert k.shape == (3, 3) and k[0, 2] == 256 and k[1, 2] == 128 and k[0, 0] == k[1, 1]
+    assert k.shape == (3, 3) and k[0, 2] == 128 and k[1, 2] == 64 and k[0, 0] == k[1, 1]
     small = CameraModel(CameraConfig(width=160, height=80))
     assert small.render(World(RoadConfig(), []), EgoState(0, 0, 0)).shape == (80, 160, 3)
 
@@ -67,7 +67,7 @@ def test_light_state_rendered_in_its_colour():
     for state, channel in expected.items():
         light = TrafficLight(x_stop=20.0, initial=state, signal_offset=1.0)
         img = cam.render(World(RoadConfig(), [], light), ego, Condition.CLEAR).astype(int)
-        top = img[:cam.config.height * 5 // 16]  # above the horizon
+        top = img[:40]
         r, g, b = top[..., 0], top[..., 1], top[..., 2]
         if channel == 0:
             assert ((r > 220) & (g < 80) & (b < 80)).sum() > 20

@@ -57,7 +57,7 @@ def test_frame_contents_and_stamps():
     frame = sim.reset()
     stamps, offsets = [], []
     while not frame.done:
-        assert frame.rgb.shape == (256, 512, 3) and frame.rgb.dtype == np.uint8
+        assert frame.rgb.shape == (128, 256, 3) and frame.rgb.dtype == np.uint8
         assert frame.radar is None or (frame.radar.dtype == np.float32
                                        and frame.radar.shape[1] == 5)
         assert isinstance(frame.label.action, Action)

@@ -109,6 +109,11 @@ def test_model_grows_a_fovea_from_a_checkpoint(caches, tmp_path):
     _train(root, tmp_path / 'stage1')
     best = tmp_path / 'stage1' / 'best.pt'
     old, _ = load_checkpoint(best)
+    fovea = build_cache_from_sim(
+        scenario_mix(1, seed=SEED, duration=1.0), tmp_path / 'fovea_cache',
+        CacheConfig(image_height=CONFIG.image_height, image_width=CONFIG.image_width,
+                    num_frames=CONFIG.num_frames, max_points=CONFIG.max_points,
+                    fovea_height=64, frame_stride=4)).out_dir
     grown = _init_model(str(best), {'fovea_height': 64})
     assert grown.config.input_height == CONFIG.image_height + 64
     new_state = grown.state_dict()
@@ -121,7 +126,7 @@ def test_model_grows_a_fovea_from_a_checkpoint(caches, tmp_path):
 
     config = root / 'fovea.yaml'
     config.write_text(yaml.safe_dump({
-        'train_cache': str(root / 'train'), 'val_cache': str(root / 'val'), 'epochs': 1,
+        'train_cache': str(fovea), 'val_cache': str(fovea), 'epochs': 1,
         'batch_size': 8, 'num_threads': 1, 'init_checkpoint': str(best),
         'model': {'fovea_height': 64}}))
     assert cli_main(['train', '--config', str(config), '--out-dir', str(tmp_path / 'f')]) == 0
@@ -130,7 +135,7 @@ def test_model_grows_a_fovea_from_a_checkpoint(caches, tmp_path):
 
     # The cache's fovea is 64 rows of its box: a model wanting another fovea is refused.
     config.write_text(yaml.safe_dump({
-        'train_cache': str(root / 'train'), 'val_cache': str(root / 'val'), 'epochs': 1,
+        'train_cache': str(fovea), 'val_cache': str(fovea), 'epochs': 1,
         'model': {**CONFIG.to_dict(), 'fovea_height': 32}}))
     with pytest.raises(ValueError, match='fovea'):
         cli_main(['train', '--config', str(config), '--out-dir', str(tmp_path / 'g')])
@@ -146,7 +151,7 @@ def test_caches_larger_than_the_available_memory_are_refused(caches, monkeypatch
         CacheSamples(str(root / 'train'))
 
 
-@pytest.mark.parametrize('name', ['train.yaml', 'train_fovea.yaml', 'train_dagger.yaml'])
+@pytest.mark.parametrize('name', ['train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml'])
 def test_shipped_training_configs_load(name):
     from mm_fusion_ros.paths import config_dir
     from mm_fusion_ros.train.config import TrainConfig
@@ -156,9 +161,7 @@ def test_shipped_training_configs_load(name):
     assert caches[0] == 'data/cache/train' and config.val_cache == 'data/cache/val'
     # Each DAgger stage continues from the previous stage's output.
     stages = {'train.yaml': ('', 'runs/fusion'),
-              'train_fovea.yaml': ('runs/parent.pt', 'runs/fusion_fovea'),
-              'train_dagger.yaml': ('runs/fusion_fovea/best.pt', 'runs/fusion_dagger')}
+              'train_dagger.yaml': ('runs/fusion/best.pt', 'runs/fusion_dagger'),
+              'train_dagger2.yaml': ('runs/fusion_dagger/best.pt', 'runs/fusion_dagger2')}
     assert (config.init_checkpoint, config.out_dir) == stages[name]
-    assert len(caches) == {'train.yaml': 1, 'train_fovea.yaml': 1, 'train_dagger.yaml': 2}[name]
-    # From scratch trains the view alone; the shipped chain grows the fovea on its parent.
-    assert config.model.get('fovea_height', 0) == (64 if name == 'train_fovea.yaml' else 0)
+    assert len(caches) == {'train.yaml': 1, 'train_dagger.yaml': 2, 'train_dagger2.yaml': 3}[name]

@@ -91,9 +91,9 @@ class CacheConfig:
     max_points: int = 64         # N points per radar frame
     image_height: int = 128      # [px] model input (the whole view)
     image_width: int = 256       # [px]
-    # The fovea is kept even for models without one (they read the top image_height rows), so
-    # one cache trains both: FusionModelConfig.fovea_height / fovea_box.
-    fovea_height: int = 64       # [px]
+    # FusionModelConfig.fovea_height / fovea_box; a cache with a fovea also trains models without
+    # one (they read the top image_height rows). Meant for a camera twice the view's size.
+    fovea_height: int = 0        # [px]
     fovea_box: tuple[float, float, float, float] = FOVEA_BOX
     sync_slop: float = 0.06      # [s] PipelineConfig.sync_slop = the buffer's future tolerance
     preprocess: RadarPreprocessConfig = field(default_factory=RadarPreprocessConfig)

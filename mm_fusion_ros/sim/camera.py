@@ -29,8 +29,8 @@ _LAMP_OFF = (38, 38, 40)
 
 @dataclass(frozen=True)
 class CameraConfig:
-    width: int = 512  # [px] (the model reads it at 256x128 plus a pixel-exact fovea)
-    height: int = 256  # [px]
+    width: int = 256  # [px] (512x256 for a model with fovea rows: FusionModelConfig.fovea_*)
+    height: int = 128  # [px]
     hfov: float = 60.0  # [deg] horizontal field of view
     mount_x: float = 0.8  # [m] ahead of the ego centre
     mount_height: float = 1.4  # [m]
