@@ -22,9 +22,10 @@ class CacheSamples(Dataset):
 
     More than one: the expert's cache plus DAgger caches (`mm-fusion dagger`). The trainer's
     collate runs the inference preprocessing. Shards are preloaded: random access across
-    shards would otherwise reload a shard per sample. That is about 300 kB per sample (two
-    192x256 frames), so 48k samples take ~15 GB of RAM; caches that do not fit in the memory
-    the kernel reports available are refused up front rather than killed half-way.
+    shards would otherwise reload a shard per sample. That is about 200 kB per sample (two
+    128x256 frames; 300 kB with fovea rows), so 72k samples take ~15 GB of RAM; caches that do
+    not fit in the memory the kernel reports available are refused up front, not killed
+    half-way.
     """
 
     def __init__(self, cache_dirs: str | Sequence[str]) -> None:
