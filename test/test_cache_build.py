@@ -9,8 +9,8 @@ import torch
 from mm_fusion_ros.bags import write_episode_bag
 from mm_fusion_ros.cli import main as cli_main
 from mm_fusion_ros.data import CacheConfig, build_cache_from_bags, build_cache_from_sim
-from mm_fusion_ros.data.cache import SAMPLE_KEYS, verify_cache
-from mm_fusion_ros.data.dataset import FusionCacheDataset, ShardGroupedSampler
+from mm_fusion_ros.data.cache import SAMPLE_KEYS, verify_cache, write_npz_deterministic
+from mm_fusion_ros.data.dataset import FusionCacheDataset, ShardGroupedSampler, map_npz
 from mm_fusion_ros.model.config import FusionModelConfig
 from mm_fusion_ros.model.preprocess import model_frame
 from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
@@ -232,3 +232,20 @@ def test_cli_ray_missing(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(builtins, '__import__', no_ray)
     assert cli_main(['record', '--episodes', '1', '--out', str(tmp_path), '--ray']) == 2
     assert 'needs Ray' in capsys.readouterr().err
+
+
+def test_mapped_shards_equal_loaded_ones(tmp_path):
+    arrays = {'image': np.arange(2 * 4 * 6 * 3, dtype=np.uint8).reshape(2, 4, 6, 3),
+              'ttc': np.array([np.inf, 1.5], np.float32), 'condition': np.array(['fog', 'night']),
+              'empty': np.zeros((0, 5), np.float32),
+              'fortran': np.asfortranarray(np.arange(12.0).reshape(3, 4))}
+    path = tmp_path / 'shard.npz'
+    write_npz_deterministic(path, arrays)
+    np.savez_compressed(tmp_path / 'compressed.npz', **arrays)
+    for file in (path, tmp_path / 'compressed.npz'):
+        mapped = map_npz(file)
+        assert mapped.keys() == arrays.keys()
+        for key, value in arrays.items():
+            assert mapped[key].dtype == value.dtype
+            np.testing.assert_array_equal(mapped[key], value)
+    assert not map_npz(path)['image'].flags.writeable

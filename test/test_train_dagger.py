@@ -39,11 +39,11 @@ def caches(tmp_path_factory):
     return root, train, val
 
 
-def _train(root, out, *extra):
-    config = root / 'train.yaml'
+def _train(root, out, *extra, **options):
+    config = out.parent / f'{out.name}.yaml'
     config.write_text(yaml.safe_dump({
         'train_cache': str(root / 'train'), 'val_cache': str(root / 'val'),
-        'epochs': 1, 'batch_size': 8, 'num_threads': 1, 'model': CONFIG.to_dict(),
+        'epochs': 1, 'batch_size': 8, 'num_threads': 1, 'model': CONFIG.to_dict(), **options,
     }))
     assert cli_main(['train', '--config', str(config), '--out-dir', str(out), *extra]) == 0
     return json.loads((out / 'metrics.json').read_text())
@@ -82,6 +82,20 @@ def test_dagger_round(caches, tmp_path, capsys):
     model, info = load_checkpoint(tmp_path / 'stage2' / 'best.pt')
     assert info['metadata']['train_samples'] == len(union)
     assert model.config == CONFIG
+
+
+def test_photometric_augmentation_reaches_the_training_step(caches, tmp_path):
+    root = caches[0]
+    plain = _train(root, tmp_path / 'plain')
+    jittered = _train(root, tmp_path / 'jittered', augment={'probability': 1.0})
+    assert jittered['config']['augment'] == {'probability': 1.0}
+    # Same seed, same batches: only the jittered camera input can make the weights differ.
+    weights = [load_checkpoint(tmp_path / name / 'best.pt')[0].state_dict()
+               for name in ('plain', 'jittered')]
+    image_stem = [k for k in weights[0] if k.startswith('image_branch.')][0]
+    assert not torch.equal(weights[0][image_stem], weights[1][image_stem])
+    radar_only = _train(root, tmp_path / 'radar', modality='radar', augment={'probability': 1.0})
+    assert radar_only['history'] and plain['history']
 
 
 def test_dagger_refuses_held_out_seeds(tmp_path):
@@ -141,14 +155,18 @@ def test_model_grows_a_fovea_from_a_checkpoint(caches, tmp_path):
         cli_main(['train', '--config', str(config), '--out-dir', str(tmp_path / 'g')])
 
 
-def test_caches_larger_than_the_available_memory_are_refused(caches, monkeypatch):
+def test_caches_are_memory_mapped_and_larger_ones_are_announced(caches, monkeypatch, caplog):
     import mm_fusion_ros.train.data as data
 
-    root, _, _ = caches
-    assert len(CacheSamples(str(root / 'train'))) > 0
+    root = caches[0]
+    samples = CacheSamples(str(root / 'train'))
+    assert 'disk' not in caplog.text
+    image = samples[0]['image']
+    assert not image.flags.writeable and not image.flags.owndata  # a view of the map
+    np.testing.assert_array_equal(image, FusionCacheDataset(root / 'train').arrays(0)['image'])
     monkeypatch.setattr(data, 'available_memory', lambda: 1024)
-    with pytest.raises(MemoryError, match='GiB is available'):
-        CacheSamples(str(root / 'train'))
+    assert len(CacheSamples(str(root / 'train'))) == len(samples)
+    assert 'read them from disk' in caplog.text
 
 
 @pytest.mark.parametrize('name', ['train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml'])

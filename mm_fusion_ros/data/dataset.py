@@ -17,7 +17,9 @@ import bisect
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+import struct
 from typing import Any
+import zipfile
 
 import numpy as np
 import torch
@@ -41,8 +43,13 @@ class FusionCacheDataset(Dataset):
 
     def __init__(
         self, cache_dir: str | Path, layout: str = 'chw', max_cached_shards: int = 2,
-        preload: bool = False,
+        preload: bool = False, mmap: bool = False,
     ) -> None:
+        """Open a cache; shards load lazily into a small LRU by default.
+
+        `preload`: read every shard into memory now; `mmap`: map every shard instead (the
+        kernel's page cache holds what fits; random access costs no shard reloads).
+        """
         if layout not in ('chw', 'hwc'):
             raise ValueError(f"layout must be 'chw' or 'hwc', got {layout!r}")
         self.root = Path(cache_dir)
@@ -52,8 +59,9 @@ class FusionCacheDataset(Dataset):
         self.files = [self.root / s['file'] for s in self.manifest['shards']]
         counts = [int(s['samples']) for s in self.manifest['shards']]
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.mmap = mmap
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
-        if preload:
+        if preload or mmap:
             self.max_cached_shards = max(1, len(self.files))
             for i in range(len(self.files)):
                 self._shard(i)
@@ -74,8 +82,11 @@ class FusionCacheDataset(Dataset):
         if shard is not None:
             self._cache.move_to_end(i)
             return shard
-        with np.load(self.files[i], allow_pickle=False) as z:
-            shard = {k: z[k] for k in z.files}
+        if self.mmap:
+            shard = map_npz(self.files[i])
+        else:
+            with np.load(self.files[i], allow_pickle=False) as z:
+                shard = {k: z[k] for k in z.files}
         self._cache[i] = shard
         while len(self._cache) > self.max_cached_shards:
             self._cache.popitem(last=False)
@@ -121,6 +132,39 @@ class FusionCacheDataset(Dataset):
             'episode': torch.tensor(int(a['episode']), dtype=torch.int32),
             'stamp_ns': torch.tensor(int(a['stamp_ns']), dtype=torch.int64),
         }
+
+
+def map_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz, each a read-only memory map of its stored (uncompressed) member.
+
+    np.load cannot map members of a zip; the cache writes them stored, so each .npy lies
+    verbatim at a known offset of the file. Compressed members are read into memory instead.
+    """
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive, path.open('rb') as raw:
+        for info in archive.infolist():
+            name = info.filename.removesuffix('.npy')
+            if info.compress_type != zipfile.ZIP_STORED:
+                with archive.open(info) as member:
+                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            raw.seek(info.header_offset + 26)  # local header: name and extra field lengths
+            name_len, extra_len = struct.unpack('<HH', raw.read(4))
+            raw.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(raw)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(raw)
+            if dtype.hasobject:
+                raise ValueError(f'{path}: {info.filename} holds Python objects')
+            if int(np.prod(shape)) == 0:
+                arrays[name] = np.empty(shape, dtype)
+                continue
+            mapped = np.memmap(raw.name, dtype=dtype, mode='r', offset=raw.tell(), shape=shape,
+                               order='F' if fortran else 'C')
+            arrays[name] = mapped.view(np.ndarray)  # plain views: no memmap subclass per item
+    return arrays
 
 
 class ShardGroupedSampler(Sampler[int]):

@@ -26,6 +26,8 @@ class TrainConfig:
     device: str = 'auto'
     init_checkpoint: str = ''  # start from these weights (a second, lower-LR stage)
     model: dict[str, Any] = field(default_factory=dict)  # FusionModelConfig overrides
+    # PhotometricAugmentConfig options (mm_fusion_ros.train.augment); {} or probability 0: off
+    augment: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> 'TrainConfig':

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 import hashlib
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,18 @@ from mm_fusion_ros.data.dataset import FusionCacheDataset
 from mm_fusion_ros.model.config import FusionModelConfig
 from mm_fusion_ros.train.config import TrainConfig
 
+logger = logging.getLogger(__name__)
+
 
 class CacheSamples(Dataset):
     """Samples of one or more cache directories, concatenated, as numpy dicts.
 
     More than one: the expert's cache plus DAgger caches (`mm-fusion dagger`). The trainer's
-    collate runs the inference preprocessing. Shards are preloaded: random access across
-    shards would otherwise reload a shard per sample. That is about 200 kB per sample (two
-    128x256 frames; 300 kB with fovea rows), so 72k samples take ~15 GB of RAM; caches that do
-    not fit in the memory the kernel reports available are refused up front, not killed
-    half-way.
+    collate runs the inference preprocessing. Shards are memory-mapped (`map_npz`): random
+    access across shards costs no shard reloads, and the kernel's page cache holds what fits
+    instead of the process (about 200 kB per sample: two 128x256 frames; 300 kB with fovea
+    rows). Caches larger than the memory available still train, but read from disk each
+    epoch: that is logged up front.
     """
 
     def __init__(self, cache_dirs: str | Sequence[str]) -> None:
@@ -36,11 +39,10 @@ class CacheSamples(Dataset):
                    for d in dirs for s in load_manifest(d)['shards'])
         available = available_memory()
         if available is not None and need > available:
-            raise MemoryError(
-                f'caches {[str(d) for d in dirs]} take {need / 2**30:.1f} GiB in memory, '
-                f'{available / 2**30:.1f} GiB is available: train on fewer caches or on a '
-                'machine with more memory')
-        self.caches = [FusionCacheDataset(d, layout='hwc', preload=True) for d in dirs]
+            logger.warning('caches %s take %.1f GiB, %.1f GiB of memory is available: each '
+                           'epoch will read them from disk', [str(d) for d in dirs],
+                           need / 2**30, available / 2**30)
+        self.caches = [FusionCacheDataset(d, layout='hwc', mmap=True) for d in dirs]
         gaps = {float(c.manifest['config']['camera_history']) for c in self.caches}
         if len(gaps) > 1:
             raise ValueError(f'caches pair camera frames at different gaps: {sorted(gaps)} s')

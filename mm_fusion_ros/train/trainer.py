@@ -29,6 +29,7 @@ from mm_fusion_ros.model.fusion import FusionModel
 from mm_fusion_ros.model.predictor import resolve_device
 from mm_fusion_ros.model.preprocess import prepare_batch
 from mm_fusion_ros.sensors.radar_sequence import RadarSequence
+from mm_fusion_ros.train.augment import PhotometricAugment, PhotometricAugmentConfig
 from mm_fusion_ros.train.config import TrainConfig
 from mm_fusion_ros.train.data import CacheSamples, check_frames
 
@@ -176,6 +177,8 @@ def train(
     for name, data in (('training', train_set), ('validation', val_set)):
         if isinstance(data, CacheSamples):
             check_frames(model_cfg, name, data)
+    augment = PhotometricAugment(PhotometricAugmentConfig.from_dict(config.augment),
+                                 model_cfg.image_mean, model_cfg.image_std)
     model = model.to(device)
     # Missing-modality tokens are unused in some batches.
     net = (
@@ -235,7 +238,10 @@ def train(
         start, total, seen = time.perf_counter(), 0.0, 0
         bar = progress(train_loader, desc=f'epoch {epoch + 1}/{config.epochs}')
         for batch in bar:
-            out = net(*(batch[k].to(device) for k in INPUT_NAMES), modality=config.modality)
+            inputs = {k: batch[k].to(device) for k in INPUT_NAMES}
+            inputs['image'], inputs['previous_image'] = augment(inputs['image'],
+                                                                inputs['previous_image'])
+            out = net(*inputs.values(), modality=config.modality)
             terms = model.loss(
                 out,
                 batch['action'].to(device),
