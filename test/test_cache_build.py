@@ -1,5 +1,6 @@
 """Training cache: sim -> bag -> cache equals sim -> cache; shapes, manifest, Dataset, CLI."""
 
+import argparse
 import json
 
 import numpy as np
@@ -249,3 +250,19 @@ def test_mapped_shards_equal_loaded_ones(tmp_path):
             assert mapped[key].dtype == value.dtype
             np.testing.assert_array_equal(mapped[key], value)
     assert not map_npz(path)['image'].flags.writeable
+
+
+def test_dataset_command_renders_the_camera_a_fovea_needs(tmp_path, capsys):
+    from mm_fusion_ros.commands.dataset import camera_size
+
+    out = tmp_path / 'fovea'
+    assert cli_main(['dataset', '--out', str(out), '--splits', 'train', '--train-episodes', '1',
+                     '--duration', '0.5', '--frame-stride', '1', '--fovea-height', '16']) == 0
+    assert '(512x256 camera)' in capsys.readouterr().out
+    manifest = json.loads((out / 'train' / 'manifest.json').read_text())
+    assert manifest['config']['fovea_height'] == 16
+    assert manifest['image_shape'] == [128 + 16, 256, 3]
+    assert camera_size('640X320') == (640, 320)
+    for bad in ('640', '0x10', 'axb'):
+        with pytest.raises(argparse.ArgumentTypeError):
+            camera_size(bad)

@@ -147,6 +147,14 @@ def test_model_grows_a_fovea_from_a_checkpoint(caches, tmp_path):
     model, _ = load_checkpoint(tmp_path / 'f' / 'best.pt')
     assert model.config.fovea_height == 64 and model.config.image_width == CONFIG.image_width
 
+    # The fovea model's DAgger round renders a camera twice its view and stores its frames.
+    assert cli_main(['dagger', '--checkpoint', str(tmp_path / 'f' / 'best.pt'), '--out',
+                     str(tmp_path / 'fovea_dagger'), '--episodes', '1', '--seed', str(SEED),
+                     '--duration', '1.0', '--num-threads', '1']) == 0
+    driven = CacheSamples(str(tmp_path / 'fovea_dagger'))
+    assert driven.frame_layout == CacheSamples(str(fovea)).frame_layout
+    np.testing.assert_array_equal(driven[0]['image'], CacheSamples(str(fovea))[0]['image'])
+
     # The cache's fovea is 64 rows of its box: a model wanting another fovea is refused.
     config.write_text(yaml.safe_dump({
         'train_cache': str(fovea), 'val_cache': str(fovea), 'epochs': 1,
@@ -169,7 +177,8 @@ def test_caches_are_memory_mapped_and_larger_ones_are_announced(caches, monkeypa
     assert 'read them from disk' in caplog.text
 
 
-@pytest.mark.parametrize('name', ['train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml'])
+@pytest.mark.parametrize('name', ['train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml',
+                                  'train_dagger3.yaml'])
 def test_shipped_training_configs_load(name):
     from mm_fusion_ros.paths import config_dir
     from mm_fusion_ros.train.config import TrainConfig
@@ -180,6 +189,10 @@ def test_shipped_training_configs_load(name):
     # Each DAgger stage continues from the previous stage's output.
     stages = {'train.yaml': ('', 'runs/fusion'),
               'train_dagger.yaml': ('runs/fusion/best.pt', 'runs/fusion_dagger'),
-              'train_dagger2.yaml': ('runs/fusion_dagger/best.pt', 'runs/fusion_dagger2')}
+              'train_dagger2.yaml': ('runs/fusion_dagger/best.pt', 'runs/fusion_dagger2'),
+              'train_dagger3.yaml': ('runs/fusion_dagger2/best.pt', 'runs/fusion_dagger3')}
     assert (config.init_checkpoint, config.out_dir) == stages[name]
-    assert len(caches) == {'train.yaml': 1, 'train_dagger.yaml': 2, 'train_dagger2.yaml': 3}[name]
+    assert len(caches) == {'train.yaml': 1, 'train_dagger.yaml': 2, 'train_dagger2.yaml': 3,
+                           'train_dagger3.yaml': 4}[name]
+    # Photometric augmentation joins in the last stage.
+    assert bool(config.augment.get('probability')) == (name == 'train_dagger3.yaml')

@@ -10,6 +10,8 @@ this cache and the expert's (`train_cache` as a list, see config/train_dagger.ya
 
 import argparse
 
+from mm_fusion_ros.commands.dataset import camera_size
+
 DAGGER_SEED = 200_000  # training side: below the held-out val/test/closed-loop seeds
 
 
@@ -21,13 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--duration', type=float, default=15.0, help='episode length [s]')
     parser.add_argument('--frame-stride', type=int, default=4, help='keep every k-th frame')
     parser.add_argument('--num-threads', type=int, default=2, help='torch CPU threads')
+    parser.add_argument(
+        '--camera', type=camera_size, default=None, metavar='WIDTHxHEIGHT',
+        help="simulated camera [px] (default: the model's view, twice it with a fovea)")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mm_fusion_ros.bags import load_bag_topics
-    from mm_fusion_ros.commands.dataset import VAL_SEED
+    from mm_fusion_ros.commands.dataset import VAL_SEED, sim_options
     from mm_fusion_ros.data.cache import CacheConfig, build_cache_from_sim, file_sha256
     from mm_fusion_ros.evaluation.closed_loop import ModelPolicy
     from mm_fusion_ros.evaluation.replay import node_configs
@@ -42,14 +47,17 @@ def run(args: argparse.Namespace) -> int:
     model = predictor.config  # the cache holds what this model reads
     nodes = node_configs(load_bag_topics('sim'))
     policy = ModelPolicy(predictor, 'fused', nodes.pipeline, nodes.safety)
+    config = CacheConfig(frame_stride=args.frame_stride, **{
+        k: getattr(model, k)
+        for k in ('image_height', 'image_width', 'num_frames', 'max_points', 'camera_history',
+                  'fovea_height', 'fovea_box')
+    })
     result = build_cache_from_sim(
         scenario_mix(args.episodes, seed=args.seed, duration=args.duration),
         args.out,
-        CacheConfig(frame_stride=args.frame_stride, **{
-            k: getattr(model, k)
-            for k in ('image_height', 'image_width', 'num_frames', 'max_points', 'camera_history')
-        }),
+        config,
         progress=True,
+        options=sim_options(args.camera, config),
         driver=policy,
         extra={'driver': {'checkpoint': str(args.checkpoint),
                           'sha256': file_sha256(Path(args.checkpoint))}},

@@ -6,6 +6,7 @@ disjoint seed ranges. The same cache comes out of
 """
 
 import argparse
+from typing import Any
 
 TRAIN_SEED = 0
 VAL_SEED = 500_000  # held-out: best-epoch selection
@@ -32,6 +33,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              '(DrivingNoise.reaction_delay; 0 = none)')
     parser.add_argument(
         '--splits', default='train,val,test', help='comma list of the splits to build')
+    parser.add_argument(
+        '--fovea-height', type=int, default=0,
+        help='[px] fovea rows below the 256x128 view (FusionModelConfig.fovea_height; 0 = none)')
+    parser.add_argument(
+        '--camera', type=camera_size, default=None, metavar='WIDTHxHEIGHT',
+        help='simulated camera [px] (default: 256x128, twice that with a fovea)')
+
+
+def camera_size(text: str) -> tuple[int, int]:
+    """'512x256' -> (512, 256)."""
+    try:
+        width, height = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, got {text!r}') from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f'camera size must be positive, got {text!r}')
+    return width, height
+
+
+def sim_options(camera: tuple[int, int] | None, config: Any) -> Any:
+    """SimOptions rendering `camera`, or by default the cache's view (twice it with a fovea)."""
+    from mm_fusion_ros.sim.camera import CameraConfig
+    from mm_fusion_ros.sim.simulator import SimOptions
+
+    if camera is None:
+        scale = 2 if config.fovea_height else 1
+        camera = (scale * config.image_width, scale * config.image_height)
+    return SimOptions(camera=CameraConfig(width=camera[0], height=camera[1]))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     ])
     if any(a + n > b for (a, n), (b, _) in zip(ranges, ranges[1:], strict=False)):
         raise SystemExit('train, val and test seed ranges overlap')
-    config = CacheConfig(frame_stride=args.frame_stride)
+    config = CacheConfig(frame_stride=args.frame_stride, fovea_height=args.fovea_height)
+    options = sim_options(args.camera, config)
     wanted = {s.strip() for s in args.splits.split(',')}
     for split, episodes, seed in (
         ('train', args.train_episodes, args.train_seed),
@@ -61,13 +91,15 @@ def run(args: argparse.Namespace) -> int:
             Path(args.out) / split,
             config,
             progress=True,
+            options=options,
             noise=DrivingNoise(sigma=args.driving_noise, reaction_delay=args.reaction_delay)
             if split == 'train' and (args.driving_noise > 0 or args.reaction_delay > 0)
             else None,
         )
         counts = result.manifest['class_counts']
         print(
-            f'{split}: {result.samples} samples from {episodes} episodes in '
+            f'{split}: {result.samples} samples from {episodes} episodes '
+            f'({options.camera.width}x{options.camera.height} camera) in '
             f'{result.seconds:.0f} s; data hash {result.data_hash[:16]}; classes {counts}'
         )
     return 0
