@@ -56,11 +56,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# Reproduce the shipped checkpoint: simulate the data, train (stage 1), then two DAgger rounds:
+# Reproduce the shipped checkpoint: simulate the data, train (stage 1), then three DAgger rounds:
 # the latest model drives new training-side scenarios, the expert labels the states it reaches,
-# training continues on all caches so far (stages 2, 3); the last best epoch goes into the
-# package. About 2 h 15 min on 2 idle CPU cores (3 min data, 40 min stage 1, 7 + 35 min
-# round 1, 11 + 38 min round 2).
+# training continues on all caches so far (stages 2-4; stage 4 adds photometric augmentation);
+# the last best epoch goes into the package. About 3 h 15 min on 2 idle CPU cores (3 min data,
+# 40 min stage 1, 7 + 35 min round 1, 11 + 38 min round 2, 9 + 50 min round 3).
 checkpoint: $(STAMP)
 	$(VENV)/bin/mm-fusion dataset --out data/cache
 	$(VENV)/bin/mm-fusion train --config config/train.yaml
@@ -69,7 +69,10 @@ checkpoint: $(STAMP)
 	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion_dagger/best.pt \
 		--out data/cache/dagger2 --seed 200324
 	$(VENV)/bin/mm-fusion train --config config/train_dagger2.yaml
-	cp runs/fusion_dagger2/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
+	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion_dagger2/best.pt \
+		--out data/cache/dagger3 --seed 200648
+	$(VENV)/bin/mm-fusion train --config config/train_dagger3.yaml
+	cp runs/fusion_dagger3/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
 
 # The distro path, tried with colcon from PyPI against the wheels' prefix.
 colcon-build: $(STAMP)
