@@ -73,34 +73,32 @@ class PhotometricAugment:
         """
         if not self.enabled:
             return image, previous_image
-        cfg, device = self.config, image.device
-        chosen = torch.nonzero(torch.rand(image.shape[0], device=device) < cfg.probability)[:, 0]
-        n = chosen.numel()
-        if n == 0:
-            return image, previous_image
+        cfg, device, b = self.config, image.device, image.shape[0]
         mean, std = self.mean.to(device), self.std.to(device)
 
         def uniform(*shape: int, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
             return low + (high - low) * torch.rand(*shape, device=device)
 
-        gain = (1 + cfg.brightness * uniform(n, 1, 1, 1)) * (1 + cfg.color * uniform(n, 3, 1, 1))
-        contrast = 1 + cfg.contrast * uniform(n, 1, 1, 1)
-        blurred = torch.nonzero(uniform(n, low=0, high=1) < cfg.blur_probability)[:, 0]
+        # Samples not chosen get the identity: gain 1, contrast 1, no noise, no blur.
+        chosen = (uniform(b, 1, 1, 1, low=0, high=1) < cfg.probability).float()
+        gain = 1 + chosen * ((1 + cfg.brightness * uniform(b, 1, 1, 1))
+                             * (1 + cfg.color * uniform(b, 3, 1, 1)) - 1)
+        contrast = 1 + chosen * cfg.contrast * uniform(b, 1, 1, 1)
+        blurred = torch.nonzero((uniform(b, low=0, high=1) < cfg.blur_probability)
+                                & chosen.view(b).bool())[:, 0]
         sigma = uniform(blurred.numel(), low=0.3, high=max(cfg.blur_sigma, 0.3))
-        noise = cfg.noise_std * uniform(n, 1, 1, 1, low=0, high=1) * math.sqrt(12) / std
+        noise = chosen * cfg.noise_std * uniform(b, 1, 1, 1, low=0, high=1) * math.sqrt(12) / std
         low, high = -mean / std, (1 - mean) / std
 
         def jitter(frame: torch.Tensor) -> torch.Tensor:
-            x = frame[chosen]
             # pixels p = x*std + mean; q = ((p - grey)*contrast + grey)*gain; back to (q-mean)/std
-            grey = (x.mean(dim=(2, 3), keepdim=True) * std + mean).mean(1, keepdim=True)
+            grey = (frame.mean(dim=(2, 3), keepdim=True) * std + mean).mean(1, keepdim=True)
             scale = contrast * gain
             offset = (mean * scale + grey * (1 - contrast) * gain - mean) / std - noise / 2
-            x = torch.addcmul(offset, x, scale)
+            x = torch.addcmul(offset, frame, scale)
             if blurred.numel():
                 x[blurred] = _gaussian_blur(x[blurred], sigma)
-            x.addcmul_(torch.rand_like(x), noise).clamp_(low, high)
-            return frame.index_copy(0, chosen, x)
+            return x.addcmul_(torch.rand_like(x), noise).clamp_(low, high)
 
         no_history = (image == previous_image).flatten(1).all(1)
         current = jitter(image)
