@@ -115,8 +115,8 @@ def _gaussian_blur(pixels: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     kernel = torch.exp(-0.5 * (x[None, :] / sigma[:, None]) ** 2)
     kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B*C, K)
     flat = pixels.reshape(1, b * c, h, w)
-    flat = functional.conv2d(functional.pad(flat, (radius, radius, 0, 0), mode='replicate'),
-                    kernel.view(b * c, 1, 1, -1), groups=b * c)
-    flat = functional.conv2d(functional.pad(flat, (0, 0, radius, radius), mode='replicate'),
-                    kernel.view(b * c, 1, -1, 1), groups=b * c)
+    rows = functional.pad(flat, (radius, radius, 0, 0), mode='replicate')
+    flat = functional.conv2d(rows, kernel.view(b * c, 1, 1, -1), groups=b * c)
+    columns = functional.pad(flat, (0, 0, radius, radius), mode='replicate')
+    flat = functional.conv2d(columns, kernel.view(b * c, 1, -1, 1), groups=b * c)
     return flat.view(b, c, h, w)
