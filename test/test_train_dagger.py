@@ -115,7 +115,7 @@ def test_caches_with_different_camera_gaps_do_not_mix(caches, tmp_path):
         CacheSamples([str(root / 'train'), str(other.out_dir)])
 
 
-def test_model_grows_a_fovea_from_a_checkpoint(caches, tmp_path):
+def test_model_grows_a_fovea_from_a_checkpoint(caches, tmp_path, monkeypatch):
     """A stage can add fovea rows to a checkpoint's model; every trained tensor carries over."""
     from mm_fusion_ros.train.trainer import _init_model
 
@@ -154,6 +154,18 @@ def test_model_grows_a_fovea_from_a_checkpoint(caches, tmp_path):
     driven = CacheSamples(str(tmp_path / 'fovea_dagger'))
     assert driven.frame_layout == CacheSamples(str(fovea)).frame_layout
     np.testing.assert_array_equal(driven[0]['image'], CacheSamples(str(fovea))[0]['image'])
+
+    # Closed loop drives it on the same camera (twice its view), the expert alike.
+    import mm_fusion_ros.evaluation.closed_loop as closed_loop
+
+    cameras, drive = [], closed_loop.drive
+    monkeypatch.setattr(closed_loop, 'drive', lambda config, policy, camera, **kw: (
+        cameras.append(camera.config), drive(config, policy, camera, **kw))[1])
+    assert cli_main(['closed-loop', '--checkpoint', str(tmp_path / 'f' / 'best.pt'),
+                     '--episodes', '1', '--duration', '0.5', '--drivers', 'fused,expert',
+                     '--num-threads', '1']) == 0
+    assert [(c.width, c.height) for c in cameras] == [
+        (2 * CONFIG.image_width, 2 * CONFIG.image_height)] * 2
 
     # The cache's fovea is 64 rows of its box: a model wanting another fovea is refused.
     config.write_text(yaml.safe_dump({

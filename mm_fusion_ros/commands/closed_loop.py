@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from mm_fusion_ros.model.predictor import FusionPredictor
     from mm_fusion_ros.paths import default_checkpoint
     from mm_fusion_ros.report import table
-    from mm_fusion_ros.sim.camera import CameraModel
+    from mm_fusion_ros.sim.camera import CameraConfig, CameraModel
     from mm_fusion_ros.sim.scenarios import scenario_mix
     from mm_fusion_ros.sim.simulator import expert_policy
 
@@ -50,7 +50,12 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint or default_checkpoint(), device='cpu', num_threads=args.num_threads
         )
         predictor.warmup(('fused', 'camera', 'radar'))
-    camera = CameraModel()
+    camera_config = CameraConfig()
+    if predictor is not None:  # the camera the model was trained on (twice its view: fovea)
+        model = predictor.config
+        camera_config = CameraConfig.for_view(model.image_width, model.image_height,
+                                              model.fovea_height)
+    camera = CameraModel(camera_config)
     nodes = node_configs(load_bag_topics('sim'))  # fusion.yaml / decision.yaml, as the nodes
     results, summaries = {}, []
     for driver in drivers:

@@ -37,6 +37,15 @@ class CameraConfig:
     max_depth: float = 200.0  # [m] objects beyond are not drawn
     noise_bank: int = 4  # precomputed noise / rain images per condition
 
+    @classmethod
+    def for_view(cls, width: int, height: int, fovea_height: int = 0) -> 'CameraConfig':
+        """The camera a model with this view was trained on; twice its size with a fovea.
+
+        Twice, so the fovea rows hold camera pixels one for one (`compose_frame`).
+        """
+        scale = 2 if fovea_height > 0 else 1
+        return cls(width=scale * width, height=scale * height)
+
     @property
     def fx(self) -> float:
         return 0.5 * self.width / math.tan(math.radians(0.5 * self.hfov))
