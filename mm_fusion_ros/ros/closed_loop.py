@@ -4,7 +4,11 @@ from dataclasses import dataclass
 import time
 
 from mm_fusion_ros.evaluation.closed_loop import EpisodeOutcome, drive
+from mm_fusion_ros.model.checkpoint import read_checkpoint
+from mm_fusion_ros.model.config import FusionModelConfig
+from mm_fusion_ros.paths import default_checkpoint
 from mm_fusion_ros.ros.runner import DEFAULT_EXECUTOR, running_graph
+from mm_fusion_ros.sim.camera import CameraConfig
 from mm_fusion_ros.sim.scenarios import SCENARIO_TYPES
 from mm_fusion_ros.sim.simulator import expert_policy
 
@@ -29,7 +33,10 @@ def run_closed_loop_graph(
 ) -> ClosedLoopResult:
     """Drive `episodes` held-out scenarios (one per type, cycling) through the node graph."""
     types = [t.value for t in SCENARIO_TYPES]
+    camera = model_camera(checkpoint or default_checkpoint())
     sim_params = {
+        'camera_width': camera.width,
+        'camera_height': camera.height,
         'scenarios': types,
         'conditions': ['all'],
         'episodes': episodes,
@@ -64,6 +71,12 @@ def run_closed_loop_graph(
     expert = [drive(r.config, expert_policy, render=False) for r in records]
     frames = sum(len(r.expert_actions) for r in records)
     return ClosedLoopResult(model, expert, stats, wall, frames)
+
+
+def model_camera(checkpoint: str) -> CameraConfig:
+    """The camera the checkpoint's model was trained on (twice its view with a fovea)."""
+    model = FusionModelConfig.from_dict(read_checkpoint(checkpoint)['model_config'])
+    return CameraConfig.for_view(model.image_width, model.image_height, model.fovea_height)
 
 
 def _agreement(expert: list[int], decided: list[int]) -> float:

@@ -28,6 +28,7 @@ from mm_fusion_ros.ros.params import declare_float, declare_int, declare_value
 from mm_fusion_ros.ros.time import stamp_from_ns
 from mm_fusion_ros.sensors.pointcloud import create_cloud
 from mm_fusion_ros.sensors.radar_presets import load_preset
+from mm_fusion_ros.sim.camera import CameraConfig, CameraModel
 from mm_fusion_ros.sim.conditions import CONDITIONS, Condition
 from mm_fusion_ros.sim.metrics import EpisodeMetrics
 from mm_fusion_ros.sim.scenarios import ScenarioConfig, ScenarioType, scenario_mix
@@ -94,6 +95,12 @@ class SimNode(Node):
             0.01,
             60.0,
         )
+        self._camera = CameraModel(CameraConfig(
+            width=declare_int(self, 'camera_width', CameraConfig.width, 'Camera width [px].',
+                              16, 4096),
+            height=declare_int(self, 'camera_height', CameraConfig.height,
+                               'Camera height [px].', 16, 4096),
+        ))  # built once: its backgrounds are precomputed per condition
         self._camera_frame = declare_value(self, 'camera_frame_id', 'camera', 'Camera frame.')
         self._radar_frame = declare_value(self, 'radar_frame_id', 'radar', 'Radar frame.')
         self._radar_fields = load_preset('sim').layout_fields()
@@ -148,8 +155,7 @@ class SimNode(Node):
             self.get_logger().info(f'all {len(self._plan)} episodes done')
             return
         config = self._plan[self._episode]
-        camera = self._sim.camera if self._sim is not None else None
-        self._sim = Simulator(config, camera=camera)
+        self._sim = Simulator(config, camera=self._camera)
         self.records.append(EpisodeRecord(config=config))
         self._latest = None
         self._frame = self._sim.reset()
