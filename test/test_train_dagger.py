@@ -189,22 +189,31 @@ def test_caches_are_memory_mapped_and_larger_ones_are_announced(caches, monkeypa
     assert 'read them from disk' in caplog.text
 
 
-@pytest.mark.parametrize('name', ['train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml',
-                                  'train_dagger3.yaml'])
-def test_shipped_training_configs_load(name):
+# (config, init checkpoint, output, caches): each stage continues from the previous one's output;
+# stages 5-6 grow a fovea and read the 512x256 renders.
+STAGES = [
+    ('train.yaml', '', 'runs/fusion', 'data/cache', 1),
+    ('train_dagger.yaml', 'runs/fusion/best.pt', 'runs/fusion_dagger', 'data/cache', 2),
+    ('train_dagger2.yaml', 'runs/fusion_dagger/best.pt', 'runs/fusion_dagger2', 'data/cache', 3),
+    ('train_dagger3.yaml', 'runs/fusion_dagger2/best.pt', 'runs/fusion_dagger3', 'data/cache', 4),
+    ('train_fovea.yaml', 'runs/fusion_dagger3/best.pt', 'runs/fusion_fovea', 'data/cache_fovea',
+     1),
+    ('train_fovea_dagger.yaml', 'runs/fusion_fovea/best.pt', 'runs/fusion_fovea_dagger',
+     'data/cache_fovea', 2),
+]
+
+
+@pytest.mark.parametrize(('name', 'init', 'out', 'data', 'n_caches'), STAGES)
+def test_shipped_training_configs_load(name, init, out, data, n_caches):
     from mm_fusion_ros.paths import config_dir
     from mm_fusion_ros.train.config import TrainConfig
 
     config = TrainConfig.from_yaml(config_dir() / name)
     caches = [config.train_cache] if isinstance(config.train_cache, str) else config.train_cache
-    assert caches[0] == 'data/cache/train' and config.val_cache == 'data/cache/val'
-    # Each DAgger stage continues from the previous stage's output.
-    stages = {'train.yaml': ('', 'runs/fusion'),
-              'train_dagger.yaml': ('runs/fusion/best.pt', 'runs/fusion_dagger'),
-              'train_dagger2.yaml': ('runs/fusion_dagger/best.pt', 'runs/fusion_dagger2'),
-              'train_dagger3.yaml': ('runs/fusion_dagger2/best.pt', 'runs/fusion_dagger3')}
-    assert (config.init_checkpoint, config.out_dir) == stages[name]
-    assert len(caches) == {'train.yaml': 1, 'train_dagger.yaml': 2, 'train_dagger2.yaml': 3,
-                           'train_dagger3.yaml': 4}[name]
-    # Photometric augmentation joins in the last stage.
-    assert bool(config.augment.get('probability')) == (name == 'train_dagger3.yaml')
+    assert caches[0] == f'{data}/train' and config.val_cache == f'{data}/val'
+    assert (config.init_checkpoint, config.out_dir, len(caches)) == (init, out, n_caches)
+    assert all(c.startswith(f'{data}/') for c in caches)
+    assert config.model == ({'fovea_height': 64} if name == 'train_fovea.yaml' else {})
+    # Photometric augmentation from stage 4 on.
+    assert bool(config.augment.get('probability')) == (
+        name not in ('train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml'))
