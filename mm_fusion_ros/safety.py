@@ -31,7 +31,7 @@ class SafetyConfig:
     decision_timeout: float = 0.25  # [s] no fusion output (camera or model) -> controlled stop
     degraded_max_acceleration: float = 0.0  # [m/s^2] cap while the radar is briefly missing
     fallback_acceleration: float = -3.0  # [m/s^2] controlled stop while degraded
-    emergency_acceleration: float = -8.0  # [m/s^2]
+    emergency_acceleration: float = -8.0  # [m/s^2] every EMERGENCY_BRAKE, model's or override's
     ttc_brake_threshold: float = 1.5  # [s] radar TTC below this -> emergency brake
     ttc_confirm_frames: int = 2  # consecutive radar frames that must agree (ghost rejection)
     corridor_half_width: float = 1.6  # [m] lateral half width of the ego path for TTC
@@ -162,6 +162,11 @@ class SafetyLayer:
             )
         else:
             proposal = model
+        if proposal.action == Action.EMERGENCY_BRAKE:
+            # An emergency brakes fully (as AEB does): the model's regressed deceleration trails
+            # the expert's as the gap closes (seen at -4.8 m/s^2 a second before an impact).
+            proposal = replace(proposal, target_acceleration=min(
+                proposal.target_acceleration, cfg.emergency_acceleration))
         decision = self._apply_dwell(now_ns, proposal)
         decision = self._rate_limit(now_ns, decision)
         self._current = decision

@@ -105,6 +105,17 @@ def test_emergency_brake_is_not_rate_limited():
     assert d.target_acceleration == -8.0
 
 
+def test_emergency_brake_brakes_fully_and_holds_it_while_easing_off():
+    layer = SafetyLayer(SafetyConfig(emergency_acceleration=-7.5, min_dwell=0.3))
+    _fed(layer, 0, accel=0.0)
+    d = _fed(layer, 50 * MS, action=Action.EMERGENCY_BRAKE, accel=-4.8)
+    assert d.action == Action.EMERGENCY_BRAKE and d.target_acceleration == -7.5
+    assert _fed(layer, 100 * MS, action=Action.EMERGENCY_BRAKE, accel=-9.0).target_acceleration \
+        == -9.0  # never softer than the model asks
+    d = _fed(layer, 150 * MS, action=Action.STOP, accel=-3.0)  # within the dwell time
+    assert d.action == Action.EMERGENCY_BRAKE and d.target_acceleration == -9.0
+
+
 def test_braking_harder_for_a_stop_is_not_rate_limited_easing_off_is():
     layer = SafetyLayer(SafetyConfig(max_jerk=10.0, min_dwell=0.0))
     _fed(layer, 0, accel=0.0)

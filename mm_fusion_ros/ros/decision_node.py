@@ -73,7 +73,7 @@ class DecisionNode(Node):
                 self,
                 'emergency_acceleration',
                 defaults.emergency_acceleration,
-                'Deceleration of the radar TTC override [m/s^2].',
+                'Deceleration of every EMERGENCY_BRAKE (model or radar TTC override) [m/s^2].',
                 -15.0,
                 0.0,
             ),
