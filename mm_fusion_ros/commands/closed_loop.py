@@ -50,12 +50,9 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint or default_checkpoint(), device='cpu', num_threads=args.num_threads
         )
         predictor.warmup(('fused', 'camera', 'radar'))
-    camera_config = CameraConfig()
-    if predictor is not None:  # the camera the model was trained on (twice its view: fovea)
-        model = predictor.config
-        camera_config = CameraConfig.for_view(model.image_width, model.image_height,
-                                              model.fovea_height)
-    camera = CameraModel(camera_config)
+    # The camera the model was trained on (twice its view with a fovea).
+    camera = CameraModel(CameraConfig() if predictor is None
+                         else CameraConfig.for_view(predictor.config))
     nodes = node_configs(load_bag_topics('sim'))  # fusion.yaml / decision.yaml, as the nodes
     results, summaries = {}, []
     for driver in drivers:

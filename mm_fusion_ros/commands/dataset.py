@@ -58,8 +58,7 @@ def sim_options(camera: tuple[int, int] | None, config: Any) -> Any:
     from mm_fusion_ros.sim.simulator import SimOptions
 
     if camera is None:
-        return SimOptions(camera=CameraConfig.for_view(config.image_width, config.image_height,
-                                                       config.fovea_height))
+        return SimOptions(camera=CameraConfig.for_view(config))
     return SimOptions(camera=CameraConfig(width=camera[0], height=camera[1]))
 
 

@@ -75,8 +75,8 @@ def run_closed_loop_graph(
 
 def model_camera(checkpoint: str) -> CameraConfig:
     """The camera the checkpoint's model was trained on (twice its view with a fovea)."""
-    model = FusionModelConfig.from_dict(read_checkpoint(checkpoint)['model_config'])
-    return CameraConfig.for_view(model.image_width, model.image_height, model.fovea_height)
+    return CameraConfig.for_view(
+        FusionModelConfig.from_dict(read_checkpoint(checkpoint)['model_config']))
 
 
 def _agreement(expert: list[int], decided: list[int]) -> float:

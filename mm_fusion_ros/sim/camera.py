@@ -8,6 +8,7 @@ rectangles (painter's algorithm) with colours shaded by their distance.
 
 from dataclasses import dataclass
 import math
+from typing import Protocol
 
 import numpy as np
 
@@ -27,6 +28,14 @@ _LAMP_Z = {LightState.RED: 5.35, LightState.YELLOW: 4.6, LightState.GREEN: 3.85}
 _LAMP_OFF = (38, 38, 40)
 
 
+class ModelView(Protocol):
+    """What a model reads of a camera (FusionModelConfig and CacheConfig both say it)."""
+
+    image_width: int
+    image_height: int
+    fovea_height: int
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     width: int = 256  # [px] (512x256 for a model with fovea rows: FusionModelConfig.fovea_*)
@@ -38,13 +47,13 @@ class CameraConfig:
     noise_bank: int = 4  # precomputed noise / rain images per condition
 
     @classmethod
-    def for_view(cls, width: int, height: int, fovea_height: int = 0) -> 'CameraConfig':
+    def for_view(cls, view: ModelView) -> 'CameraConfig':
         """The camera a model with this view was trained on; twice its size with a fovea.
 
         Twice, so the fovea rows hold camera pixels one for one (`compose_frame`).
         """
-        scale = 2 if fovea_height > 0 else 1
-        return cls(width=scale * width, height=scale * height)
+        scale = 2 if view.fovea_height > 0 else 1
+        return cls(width=scale * view.image_width, height=scale * view.image_height)
 
     @property
     def fx(self) -> float:
