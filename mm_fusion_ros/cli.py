@@ -21,6 +21,10 @@ COMMANDS = {
         'a checkpoint drives training scenarios, the expert labels them (DAgger cache)',
     ),
     'train': ('mm_fusion_ros.commands.train', 'train the fusion model (torchrun-aware)'),
+    'logit-prior': (
+        'mm_fusion_ros.commands.logit_prior',
+        "write a checkpoint's training-to-driving prior correction (logit offsets)",
+    ),
     'ablation': ('mm_fusion_ros.commands.ablation', 'fused vs single-modality macro-F1'),
     'closed-loop': (
         'mm_fusion_ros.commands.closed_loop',

@@ -162,3 +162,21 @@ def test_metadata_made_plain_or_refused(tmp_path):
     with pytest.raises(ValueError, match='not plain'):
         save_checkpoint(model, tmp_path / 'bad.pt', metadata={'x': object()})
     assert not (tmp_path / 'bad.pt').exists()
+
+
+def test_logit_offsets_saved_defaulted_and_checked(saved, tmp_path):
+    model, path = saved
+    assert load_checkpoint(path)[1]['logit_offsets'] == [0.0] * model.config.num_classes
+    offsets = np.linspace(-1, 1, model.config.num_classes, dtype=np.float32)
+    with_offsets = save_checkpoint(model, tmp_path / 'o.pt', logit_offsets=offsets)
+    np.testing.assert_allclose(load_checkpoint(with_offsets)[1]['logit_offsets'], offsets)
+    # A checkpoint written before the offsets existed reads as zeros.
+    older = _rewrite(with_offsets, tmp_path / 'old.pt', lambda p: p.pop('logit_offsets'))
+    assert load_checkpoint(older)[1]['logit_offsets'] == [0.0] * model.config.num_classes
+    short = _rewrite(with_offsets, tmp_path / 's.pt',
+                     lambda p: p.__setitem__('logit_offsets', [0.0]))
+    with pytest.raises(CheckpointError, match='logit_offsets'):
+        load_checkpoint(short)
+    with pytest.raises(ValueError, match='finite'):
+        save_checkpoint(model, tmp_path / 'nan.pt',
+                        logit_offsets=[float('nan')] * model.config.num_classes)

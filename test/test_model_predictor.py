@@ -245,3 +245,29 @@ def test_cuda_out_of_range_index_falls_back(model):
     spec = f'cuda:{torch.cuda.device_count()}'
     predictor = FusionPredictor(model, device=spec, backend='torch')
     assert predictor.device.type == 'cpu' and predictor.device_fallback
+
+
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_checkpoint_logit_offsets_move_the_decision(model, tmp_path, backend):
+    if backend == 'onnxruntime':
+        pytest.importorskip('onnxruntime')
+    cfg = model.config
+    rgbs, radars = [_rgb(cfg, i) for i in range(4)], [_radar(cfg, i) for i in range(4)]
+    plain = FusionPredictor(model, device='cpu', backend=backend).predict_batch(rgbs, radars)
+    offsets = np.zeros(cfg.num_classes, np.float32)
+    offsets[Action.STOP] = 50.0
+    path = save_checkpoint(model, tmp_path / 'm.pt', logit_offsets=offsets)
+    shifted = FusionPredictor.from_checkpoint(path, device='cpu', backend=backend)
+    for modality in ('fused', 'camera', 'radar'):
+        batch = shifted.predict_batch(rgbs, radars, modality)
+        assert (batch.actions == Action.STOP).all()
+        assert shifted.predict(rgbs[0], radars[0], modality).action == Action.STOP
+    # The probabilities are the softmax of the shifted logits, so ratios between the
+    # other classes stay as they were.
+    small = offsets / 25.0
+    path = save_checkpoint(model, tmp_path / 'small.pt', logit_offsets=small)
+    batch = FusionPredictor.from_checkpoint(path, device='cpu', backend=backend).predict_batch(
+        rgbs, radars)
+    want = plain.probabilities * np.exp(small)
+    np.testing.assert_allclose(batch.probabilities, want / want.sum(1, keepdims=True),
+                               atol=1e-5)

@@ -98,6 +98,70 @@ def test_photometric_augmentation_reaches_the_training_step(caches, tmp_path):
     assert radar_only['history'] and plain['history']
 
 
+def test_checkpoint_carries_the_prior_correction(caches, tmp_path, capsys):
+    """Training writes the logit offsets it validated with; `logit-prior` adds them later."""
+    from mm_fusion_ros.train.config import TrainConfig
+    from mm_fusion_ros.train.data import cache_class_counts
+    from mm_fusion_ros.train.trainer import class_weights
+
+    root, _, _ = caches
+    metrics = _train(root, tmp_path / 'prior')
+    counts = cache_class_counts(str(root / 'train'))
+    weights = class_weights(counts, 'sqrt_inverse').numpy()
+    # The trained prior is proportional to weight x count; the target, the validation split.
+    want = np.log(np.maximum(cache_class_counts(str(root / 'val')), 1) / np.maximum(
+        weights * np.maximum(counts, 1), 1e-12))
+    np.testing.assert_allclose(metrics['logit_offsets'], want - want.mean(), atol=1e-5)
+    _, info = load_checkpoint(tmp_path / 'prior' / 'best.pt')
+    np.testing.assert_allclose(info['logit_offsets'], metrics['logit_offsets'], atol=1e-6)
+
+    raw = _train(root, tmp_path / 'raw', logit_prior='none')
+    raw_best = tmp_path / 'raw' / 'best.pt'
+    assert raw['logit_offsets'] is None
+    assert load_checkpoint(raw_best)[1]['logit_offsets'] == [0.0] * CONFIG.num_classes
+    prior_config = tmp_path / 'prior.yaml'  # same caches as 'raw', logit_prior on
+    assert TrainConfig.from_yaml(prior_config).logit_prior == 'validation'
+    fixed = tmp_path / 'fixed.pt'
+    assert cli_main(['logit-prior', '--config', str(prior_config), '--checkpoint',
+                     str(raw_best), '--out', str(fixed)]) == 0
+    assert 'logit offsets (validation)' in capsys.readouterr().out
+    fixed_model, fixed_info = load_checkpoint(fixed)
+    np.testing.assert_allclose(fixed_info['logit_offsets'], metrics['logit_offsets'], atol=1e-6)
+    assert fixed_info['training_data_hash'] == info['training_data_hash']
+    assert fixed_info['metadata'] == load_checkpoint(raw_best)[1]['metadata']
+    for a, b in zip(fixed_model.state_dict().values(),
+                    load_checkpoint(raw_best)[0].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # A config whose caches are not what the checkpoint was trained on is refused.
+    other = tmp_path / 'other.yaml'
+    other.write_text(yaml.safe_dump({'train_cache': str(root / 'val'),
+                                     'val_cache': str(root / 'val')}))
+    assert cli_main(['logit-prior', '--config', str(other), '--checkpoint', str(raw_best),
+                     '--out', str(tmp_path / 'no.pt')]) == 2
+    assert 'not on the caches' in capsys.readouterr().err
+    assert not (tmp_path / 'no.pt').exists()
+    with pytest.raises(ValueError, match='logit_prior'):
+        TrainConfig(logit_prior='train')
+
+
+def test_validation_decides_with_the_offsets(caches, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from mm_fusion_ros.actions import Action
+    from mm_fusion_ros.train.trainer import _Collate, evaluate
+
+    root, _, _ = caches
+    _train(root, tmp_path / 'stage1')
+    model, _ = load_checkpoint(tmp_path / 'stage1' / 'best.pt')
+    loader = DataLoader(CacheSamples(str(root / 'val')), batch_size=4,
+                        collate_fn=_Collate(model.config))
+    offsets = np.zeros(CONFIG.num_classes, np.float32)
+    offsets[Action.STOP] = 1e3
+    assert (evaluate(model, loader, torch.device('cpu'))['y_pred'] != Action.STOP).any()
+    shifted = evaluate(model, loader, torch.device('cpu'), logit_offsets=offsets)
+    assert (shifted['y_pred'] == Action.STOP).all()
+
+
 def test_dagger_refuses_held_out_seeds(tmp_path):
     with pytest.raises(SystemExit, match='held-out'):
         cli_main(['dagger', '--checkpoint', 'unused.pt', '--out', str(tmp_path / 'd'),

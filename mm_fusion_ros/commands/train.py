@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         init_checkpoint=args.init_checkpoint,
     )
     data = open_training_data(config)
-    best = train(config, data.train, data.val, data.data_hash, data.class_counts)
+    best = train(config, data.train, data.val, data.data_hash, data.class_counts,
+                 data.val_class_counts)
     if 'report' not in best:
         return 0  # not rank 0 under torchrun: rank 0 validates and reports
     print(

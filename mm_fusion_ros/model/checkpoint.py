@@ -8,6 +8,8 @@ Layout (format_version 2; version 1 had no ego-speed input):
     input_normalisation: {'image_mean', 'image_std', 'radar_offset', 'radar_scale'}
     radar_features:      list[str], the per-point channel order
     training_data_hash:  str ('' for untrained / random weights)
+    logit_offsets:       list[float], one per class, added to the logits before the decision
+                         (`model.prior`); optional, absent means zeros
     metadata:            dict of plain values (epoch, metrics, notes, ...)
     state_dict:          {name: tensor}
 
@@ -15,6 +17,8 @@ Layout (format_version 2; version 1 had no ego-speed input):
 means a checkpoint either matches the architecture its config describes or is refused.
 """
 
+from collections.abc import Sequence
+import math
 from pathlib import Path
 import pickle
 from typing import Any
@@ -65,11 +69,14 @@ def _plain(value: Any, where: str = 'metadata') -> Any:
 
 def save_checkpoint(
     model: FusionModel, path: str | Path, training_data_hash: str = '',
-    metadata: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None, logit_offsets: Sequence[float] | None = None,
 ) -> Path:
     """Write `model` (weights + config + plain metadata) to `path`; returns the path."""
     cfg = model.config
     metadata = _plain(dict(metadata or {}))
+    offsets = [0.0] * cfg.num_classes if logit_offsets is None else _plain(list(logit_offsets))
+    if problem := _offsets_problem(offsets, cfg.num_classes):
+        raise ValueError(problem)
     payload = {
         'format': FORMAT,
         'format_version': FORMAT_VERSION,
@@ -78,6 +85,7 @@ def save_checkpoint(
         'input_normalisation': input_normalisation(cfg),
         'radar_features': list(cfg.radar_features),
         'training_data_hash': str(training_data_hash),
+        'logit_offsets': offsets,
         'metadata': metadata,
         'torch_version': str(torch.__version__),  # TorchVersion is not weights-only safe
         'state_dict': {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -88,6 +96,13 @@ def save_checkpoint(
     torch.save(payload, tmp)
     tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint at `path`
     return path
+
+
+def _offsets_problem(offsets: Any, num_classes: int) -> str | None:
+    if (not isinstance(offsets, list) or len(offsets) != num_classes
+            or not all(isinstance(v, float | int) and math.isfinite(v) for v in offsets)):
+        return f'logit_offsets must be {num_classes} finite numbers, got {offsets!r}'
+    return None
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -134,6 +149,9 @@ def load_checkpoint(path: str | Path) -> tuple[FusionModel, dict[str, Any]]:
             f'{list(config.radar_features)}')
     if payload['input_normalisation'] != input_normalisation(config):
         raise CheckpointError(f'{path}: input_normalisation disagrees with model_config')
+    payload.setdefault('logit_offsets', [0.0] * config.num_classes)
+    if problem := _offsets_problem(payload['logit_offsets'], config.num_classes):
+        raise CheckpointError(f'{path}: {problem}')
     model = FusionModel(config)
     try:
         model.load_state_dict(payload['state_dict'], strict=True)

@@ -98,7 +98,10 @@ class FusionPredictor:
     Takes ownership of `model` (switched to eval and moved to the device). The onnxruntime
     backend exports the weights on first use per modality, so later weight changes are not
     seen: build a new predictor after training. `num_threads` sets torch's (process-wide)
-    intra-op threads on CPU and onnxruntime's; None leaves both at their defaults.
+    intra-op threads on CPU and onnxruntime's; None leaves both at their defaults. The
+    checkpoint's `logit_offsets` (in `info`: the training-to-driving prior correction of
+    `model.prior`) are added to the logits of every backend and modality before the softmax,
+    so actions and probabilities both include them.
     """
 
     def __init__(
@@ -120,6 +123,8 @@ class FusionPredictor:
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        offsets = self.info.get('logit_offsets') or [0.0] * model.config.num_classes
+        self.logit_offsets = torch.tensor(offsets, dtype=torch.float32)
         self.amp_dtype = _amp_dtype(self.device, amp)
         self.backend = self._pick_backend(backend)
         self._ort_sessions: dict[str, tuple[Any, list[str]]] = {}
@@ -231,7 +236,7 @@ class FusionPredictor:
                     enabled=self.amp_dtype is not None):
                 out: FusionOutput = self.model(*tensors, modality=modality)
             logits, accel_t, ttc_t = (x.float().cpu() for x in out)
-        probs = torch.softmax(logits.float(), dim=-1).numpy().astype(np.float32)
+        probs = torch.softmax(logits.float() + self.logit_offsets, dim=-1).numpy()
         return probs, accel_t.numpy().astype(np.float32), ttc_t.numpy().astype(np.float32)
 
     def predict(

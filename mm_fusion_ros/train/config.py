@@ -21,6 +21,9 @@ class TrainConfig:
     num_threads: int = 2  # torch CPU threads per process
     num_workers: int = 0  # DataLoader workers
     class_weighting: str = 'sqrt_inverse'  # 'none' | 'sqrt_inverse' | 'inverse'
+    # 'validation': the checkpoint's logit offsets move its decisions from the (weighted)
+    # training class prior to the validation split's (`model.prior`); 'none': raw logits
+    logit_prior: str = 'validation'
     modality: str = 'fused'  # train a 'camera' or 'radar'-only model for the ablation
     max_train_samples: int = 0  # 0 = all
     device: str = 'auto'
@@ -28,6 +31,11 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # FusionModelConfig overrides
     # PhotometricAugmentConfig options (mm_fusion_ros.train.augment); {} or probability 0: off
     augment: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.logit_prior not in ('validation', 'none'):
+            raise ValueError(f"logit_prior must be 'validation' or 'none', got "
+                             f'{self.logit_prior!r}')
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> 'TrainConfig':

@@ -63,10 +63,7 @@ class CacheSamples(Dataset):
     @property
     def data_hash(self) -> str:
         """The cache's hash; for several, the sha256 of their hashes in order."""
-        hashes = [c.data_hash for c in self.caches]
-        if len(hashes) == 1:
-            return hashes[0]
-        return hashlib.sha256('\n'.join(hashes).encode()).hexdigest()
+        return _combined_hash([c.data_hash for c in self.caches])
 
     @property
     def camera_history(self) -> float:
@@ -79,9 +76,34 @@ class CacheSamples(Dataset):
         return _frame_layout(self.caches[0].manifest)
 
     def class_counts(self) -> np.ndarray:
-        counts = [c.manifest['class_counts'] for c in self.caches]
-        return np.array([sum(c.get(label, 0) for c in counts) for label in ACTION_LABELS],
-                        np.int64)
+        return _class_counts([c.manifest for c in self.caches])
+
+
+def cache_class_counts(cache_dirs: str | Sequence[str]) -> np.ndarray:
+    """(C,) samples per action over caches, from their manifests (no shard is opened)."""
+    return _class_counts(_manifests(cache_dirs))
+
+
+def cache_data_hash(cache_dirs: str | Sequence[str]) -> str:
+    """`CacheSamples(cache_dirs).data_hash`, from the manifests (no shard is opened)."""
+    return _combined_hash([str(m['data_hash']) for m in _manifests(cache_dirs)])
+
+
+def _manifests(cache_dirs: str | Sequence[str]) -> list[dict[str, Any]]:
+    dirs = [cache_dirs] if isinstance(cache_dirs, str | Path) else list(cache_dirs)
+    return [load_manifest(d) for d in dirs]
+
+
+def _class_counts(manifests: Sequence[dict[str, Any]]) -> np.ndarray:
+    counts = [m['class_counts'] for m in manifests]
+    return np.array([sum(c.get(label, 0) for c in counts) for label in ACTION_LABELS], np.int64)
+
+
+def _combined_hash(hashes: Sequence[str]) -> str:
+    """One cache: its hash; several: the sha256 of their hashes in order."""
+    if len(hashes) == 1:
+        return hashes[0]
+    return hashlib.sha256('\n'.join(hashes).encode()).hexdigest()
 
 
 def available_memory() -> int | None:
@@ -126,9 +148,10 @@ class TrainingData:
     val: CacheSamples
     data_hash: str  # of the training cache: what the checkpoint was trained on
     class_counts: np.ndarray
+    val_class_counts: np.ndarray  # the driving prior the checkpoint's logit offsets aim at
 
 
 def open_training_data(config: TrainConfig) -> TrainingData:
     train = CacheSamples(config.train_cache)
     val = CacheSamples(config.val_cache)
-    return TrainingData(train, val, train.data_hash, train.class_counts())
+    return TrainingData(train, val, train.data_hash, train.class_counts(), val.class_counts())

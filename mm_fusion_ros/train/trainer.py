@@ -28,6 +28,7 @@ from mm_fusion_ros.model.export import INPUT_NAMES
 from mm_fusion_ros.model.fusion import FusionModel
 from mm_fusion_ros.model.predictor import resolve_device
 from mm_fusion_ros.model.preprocess import prepare_batch
+from mm_fusion_ros.model.prior import prior_logit_offsets
 from mm_fusion_ros.sensors.radar_sequence import RadarSequence
 from mm_fusion_ros.train.augment import PhotometricAugment, PhotometricAugmentConfig
 from mm_fusion_ros.train.config import TrainConfig
@@ -92,6 +93,17 @@ def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
     return torch.tensor(w / w.mean(), dtype=torch.float32)
 
 
+def training_logit_offsets(
+    config: TrainConfig, train_counts: np.ndarray | None, target_counts: np.ndarray | None,
+) -> np.ndarray | None:
+    """The checkpoint's prior correction (`model.prior`); None when off or counts unknown."""
+    if config.logit_prior == 'none' or train_counts is None or target_counts is None:
+        return None
+    weights = class_weights(np.asarray(train_counts), config.class_weighting)
+    return prior_logit_offsets(train_counts, target_counts,
+                               None if weights is None else weights.numpy())
+
+
 class _Distributed:
     """torchrun environment (WORLD_SIZE/RANK/LOCAL_RANK) or a single process."""
 
@@ -121,15 +133,21 @@ class _Distributed:
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, loader: DataLoader, device: torch.device, modality: str = 'fused'
+    model: nn.Module, loader: DataLoader, device: torch.device, modality: str = 'fused',
+    logit_offsets: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Predictions over a loader -> report overall and per condition."""
+    """Predictions over a loader -> report overall and per condition.
+
+    The prediction is the argmax of logits + `logit_offsets`, as the predictor decides.
+    """
     model.eval()
+    offsets = torch.as_tensor(0.0 if logit_offsets is None else logit_offsets,
+                              dtype=torch.float32, device=device)
     y_true, y_pred, conditions, accel_err = [], [], [], []
     for batch in loader:
         out = model(*(batch[k].to(device) for k in INPUT_NAMES), modality=modality)
         y_true.append(batch['action'].numpy())
-        y_pred.append(out.logits.argmax(-1).cpu().numpy())
+        y_pred.append((out.logits.float() + offsets).argmax(-1).cpu().numpy())
         accel_err.append((out.accel.float().cpu() - batch['target_accel']).abs().numpy())
         conditions += batch['condition']
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
@@ -157,8 +175,13 @@ def train(
     val_set: Dataset,
     data_hash: str = '',
     class_counts: np.ndarray | None = None,
+    val_class_counts: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Train; returns the best validation metrics. Writes into config.out_dir (rank 0)."""
+    """Train; returns the best validation metrics. Writes into config.out_dir (rank 0).
+
+    `class_counts` weight the loss; with `val_class_counts` they also give the checkpoint's
+    logit offsets (`training_logit_offsets`), which validation and the predictor apply.
+    """
     device, _ = resolve_device(config.device)
     ddp = _Distributed(device)
     device = ddp.device
@@ -220,6 +243,7 @@ def train(
     if class_counts is not None:
         weights = class_weights(np.asarray(class_counts), config.class_weighting)
         weights = None if weights is None else weights.to(device)
+    offsets = training_logit_offsets(config, class_counts, val_class_counts)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = max(1, config.epochs * len(train_loader))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -262,7 +286,7 @@ def train(
         ddp.barrier()
         if not ddp.main:
             continue
-        val = evaluate(model, val_loader, device, config.modality)
+        val = evaluate(model, val_loader, device, config.modality, offsets)
         row = {
             'epoch': epoch + 1,
             'train_loss': total / max(seen, 1),
@@ -288,6 +312,7 @@ def train(
                     'train_samples': len(train_set),
                     'world_size': ddp.world,
                 },
+                logit_offsets=offsets,
             )
             plot_confusion_matrix(val['report'], str(out_dir / 'confusion_matrix.png'))
     if ddp.main:
@@ -299,6 +324,7 @@ def train(
             'best_report': best['report'].to_dict() if 'report' in best else None,
             'history': history,
             'training_data_hash': data_hash,
+            'logit_offsets': None if offsets is None else offsets.tolist(),
             'config': config.__dict__,
         }
         (out_dir / 'metrics.json').write_text(json.dumps(summary, indent=2))
