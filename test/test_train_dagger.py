@@ -106,12 +106,13 @@ def test_checkpoint_carries_the_prior_correction(caches, tmp_path, capsys):
 
     root, _, _ = caches
     metrics = _train(root, tmp_path / 'prior')
-    counts = cache_class_counts(str(root / 'train'))
-    weights = class_weights(counts, 'sqrt_inverse').numpy()
-    # The trained prior is proportional to weight x count; the target, the validation split.
-    want = np.log(np.maximum(cache_class_counts(str(root / 'val')), 1) / np.maximum(
-        weights * np.maximum(counts, 1), 1e-12))
+    counts = np.maximum(cache_class_counts(str(root / 'train')), 1)
+    target = np.maximum(cache_class_counts(str(root / 'val')), 1)
+    want = np.log(target / counts)  # from the training data's prior to the validation split's
     np.testing.assert_allclose(metrics['logit_offsets'], want - want.mean(), atol=1e-5)
+    accuracy = _train(root, tmp_path / 'accuracy', logit_prior='validation_accuracy')
+    want -= np.log(class_weights(counts, 'sqrt_inverse').numpy())  # the costs removed as well
+    np.testing.assert_allclose(accuracy['logit_offsets'], want - want.mean(), atol=1e-5)
     _, info = load_checkpoint(tmp_path / 'prior' / 'best.pt')
     np.testing.assert_allclose(info['logit_offsets'], metrics['logit_offsets'], atol=1e-6)
 
@@ -128,7 +129,9 @@ def test_checkpoint_carries_the_prior_correction(caches, tmp_path, capsys):
     fixed_model, fixed_info = load_checkpoint(fixed)
     np.testing.assert_allclose(fixed_info['logit_offsets'], metrics['logit_offsets'], atol=1e-6)
     assert fixed_info['training_data_hash'] == info['training_data_hash']
-    assert fixed_info['metadata'] == load_checkpoint(raw_best)[1]['metadata']
+    raw_metadata = load_checkpoint(raw_best)[1]['metadata']
+    assert raw_metadata['logit_prior'] == 'none'
+    assert fixed_info['metadata'] == {**raw_metadata, 'logit_prior': 'validation'}
     for a, b in zip(fixed_model.state_dict().values(),
                     load_checkpoint(raw_best)[0].state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -278,6 +281,8 @@ def test_shipped_training_configs_load(name, init, out, data, n_caches):
     assert (config.init_checkpoint, config.out_dir, len(caches)) == (init, out, n_caches)
     assert all(c.startswith(f'{data}/') for c in caches)
     assert config.model == ({'fovea_height': 64} if name == 'train_fovea.yaml' else {})
+    # Stages 1-3 drove the DAgger rounds with raw logits; the shipped stage 4 has the offsets.
+    assert config.logit_prior == ('validation' if name == 'train_dagger3.yaml' else 'none')
     # Photometric augmentation from stage 4 on.
     assert bool(config.augment.get('probability')) == (
         name not in ('train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml'))

@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     offsets = training_logit_offsets(config, cache_class_counts(config.train_cache),
                                      cache_class_counts(config.val_cache))
-    save_checkpoint(model, args.out or args.checkpoint, trained_on, info['metadata'], offsets)
+    metadata = {**info['metadata'], 'logit_prior': config.logit_prior}
+    save_checkpoint(model, args.out or args.checkpoint, trained_on, metadata, offsets)
     shown = 'none' if offsets is None else ', '.join(
         f'{name} {value:+.2f}' for name, value in zip(ACTION_LABELS, offsets, strict=True))
     print(f'logit offsets ({config.logit_prior}): {shown} -> {args.out or args.checkpoint}')

@@ -6,6 +6,8 @@ from typing import Any
 
 import yaml
 
+LOGIT_PRIORS = ('validation', 'validation_accuracy', 'none')
+
 
 @dataclass
 class TrainConfig:
@@ -21,8 +23,10 @@ class TrainConfig:
     num_threads: int = 2  # torch CPU threads per process
     num_workers: int = 0  # DataLoader workers
     class_weighting: str = 'sqrt_inverse'  # 'none' | 'sqrt_inverse' | 'inverse'
-    # 'validation': the checkpoint's logit offsets move its decisions from the (weighted)
-    # training class prior to the validation split's (`model.prior`); 'none': raw logits
+    # the checkpoint's logit offsets (`model.prior`): 'validation' moves its decisions from
+    # the training data's class prior to the validation split's, the class weights staying
+    # as the costs of missing a class; 'validation_accuracy' also removes those costs (the
+    # accuracy-optimal rule; fewer stops); 'none': raw logits
     logit_prior: str = 'validation'
     modality: str = 'fused'  # train a 'camera' or 'radar'-only model for the ablation
     max_train_samples: int = 0  # 0 = all
@@ -33,8 +37,8 @@ class TrainConfig:
     augment: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.logit_prior not in ('validation', 'none'):
-            raise ValueError(f"logit_prior must be 'validation' or 'none', got "
+        if self.logit_prior not in LOGIT_PRIORS:
+            raise ValueError(f'logit_prior must be one of {LOGIT_PRIORS}, got '
                              f'{self.logit_prior!r}')
 
     @classmethod

@@ -99,7 +99,9 @@ def training_logit_offsets(
     """The checkpoint's prior correction (`model.prior`); None when off or counts unknown."""
     if config.logit_prior == 'none' or train_counts is None or target_counts is None:
         return None
-    weights = class_weights(np.asarray(train_counts), config.class_weighting)
+    weights = None
+    if config.logit_prior == 'validation_accuracy':
+        weights = class_weights(np.asarray(train_counts), config.class_weighting)
     return prior_logit_offsets(train_counts, target_counts,
                                None if weights is None else weights.numpy())
 
@@ -311,6 +313,7 @@ def train(
                     'seed': config.seed,
                     'train_samples': len(train_set),
                     'world_size': ddp.world,
+                    'logit_prior': config.logit_prior,
                 },
                 logit_offsets=offsets,
             )
