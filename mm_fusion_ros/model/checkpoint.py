@@ -1,8 +1,8 @@
 """Checkpoint format: a `.pt` holding only tensors and plain metadata, loaded weights-only.
 
-Layout (format_version 2; version 1 had no ego-speed input):
+Layout (format_version 3; 2 had no earlier camera frame, 1 no ego-speed input):
     format:              'mm_fusion_ros.fusion_model'
-    format_version:      2
+    format_version:      3
     model_config:        FusionModelConfig.to_dict() (plain lists/numbers/strings)
     class_names:         list[str], must equal the config's and the `Action` order
     input_normalisation: {'image_mean', 'image_std', 'radar_offset', 'radar_scale'}
