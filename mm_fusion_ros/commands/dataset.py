@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--splits', default='train,val,test', help='comma list of the splits to build')
     parser.add_argument(
+        '--scenarios', type=scenario_types, default=None, metavar='TYPE,...',
+        help='keep only these scenario types of the episode mix (same seeds and conditions '
+             'as in the full mix; the episode counts still count the whole mix)')
+    parser.add_argument(
         '--fovea-height', type=int, default=0,
         help='[px] fovea rows below the 256x128 view (FusionModelConfig.fovea_height; 0 = none)')
     parser.add_argument(
@@ -50,6 +54,18 @@ def camera_size(text: str) -> tuple[int, int]:
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f'camera size must be positive, got {text!r}')
     return width, height
+
+
+def scenario_types(text: str) -> frozenset[str]:
+    """'pedestrian_crossing,red_light' -> the ScenarioType values, checked."""
+    from mm_fusion_ros.sim.scenarios import ScenarioType
+
+    names = frozenset(t.strip() for t in text.split(',') if t.strip())
+    known = {t.value for t in ScenarioType}
+    if not names or not names <= known:
+        raise argparse.ArgumentTypeError(
+            f'unknown scenario types {sorted(names - known) or text!r}; known: {sorted(known)}')
+    return names
 
 
 def sim_options(camera: tuple[int, int] | None, config: Any) -> Any:
@@ -85,8 +101,11 @@ def run(args: argparse.Namespace) -> int:
     ):
         if split not in wanted:
             continue
+        episodes_mix = scenario_mix(episodes, seed=seed, duration=args.duration)
+        if args.scenarios is not None:
+            episodes_mix = [e for e in episodes_mix if e.scenario.value in args.scenarios]
         result = build_cache_from_sim(
-            scenario_mix(episodes, seed=seed, duration=args.duration),
+            episodes_mix,
             Path(args.out) / split,
             config,
             progress=True,
@@ -97,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         )
         counts = result.manifest['class_counts']
         print(
-            f'{split}: {result.samples} samples from {episodes} episodes '
+            f'{split}: {result.samples} samples from {len(episodes_mix)} episodes '
             f'({options.camera.width}x{options.camera.height} camera) in '
             f'{result.seconds:.0f} s; data hash {result.data_hash[:16]}; classes {counts}'
         )
