@@ -160,3 +160,19 @@ def test_signal_gantry_stays_in_view_at_the_stop_line():
     lit = {LightState.RED: (r > 200) & (g < 90) & (b < 90),
            LightState.GREEN: (g > 200) & (r < 90)}[light.state]
     assert lit.sum() > 10, f'{light.state.name} lamps not visible near the line'
+
+
+def test_scenario_mix_pairs_every_type_with_every_condition():
+    from collections import Counter
+
+    from mm_fusion_ros.sim.scenarios import MIX_WEIGHTS, SCENARIO_TYPES
+
+    cycle = sum(MIX_WEIGHTS.values())
+    mix = scenario_mix(cycle * len(CONDITIONS), seed=0)
+    pairs = Counter((e.scenario, e.condition) for e in mix)
+    for scenario in SCENARIO_TYPES:
+        assert {pairs[(scenario, c)] for c in CONDITIONS} == {MIX_WEIGHTS[scenario]}
+    # Neighbouring episodes differ in condition, and a short mix stays near balance.
+    assert all(a.condition != b.condition for a, b in zip(mix, mix[1:], strict=False))
+    counts = Counter(e.condition for e in scenario_mix(200, seed=0))
+    assert max(counts.values()) - min(counts.values()) <= 1
