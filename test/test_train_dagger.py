@@ -257,12 +257,14 @@ def test_caches_are_memory_mapped_and_larger_ones_are_announced(caches, monkeypa
 
 
 # (config, init checkpoint, output, caches): each stage continues from the previous one's output;
-# stages 5-6 grow a fovea and read the 512x256 renders.
+# stage 5 adds the corrected scenario mix (its own train and val caches); the fovea stages
+# (an experiment on stage 4) grow a fovea and read the 512x256 renders.
 STAGES = [
     ('train.yaml', '', 'runs/fusion', 'data/cache', 1),
     ('train_dagger.yaml', 'runs/fusion/best.pt', 'runs/fusion_dagger', 'data/cache', 2),
     ('train_dagger2.yaml', 'runs/fusion_dagger/best.pt', 'runs/fusion_dagger2', 'data/cache', 3),
     ('train_dagger3.yaml', 'runs/fusion_dagger2/best.pt', 'runs/fusion_dagger3', 'data/cache', 4),
+    ('train_mix2.yaml', 'runs/fusion_dagger3/best.pt', 'runs/fusion_mix2', 'data/cache', 5),
     ('train_fovea.yaml', 'runs/fusion_dagger3/best.pt', 'runs/fusion_fovea', 'data/cache_fovea',
      1),
     ('train_fovea_dagger.yaml', 'runs/fusion_fovea/best.pt', 'runs/fusion_fovea_dagger',
@@ -277,12 +279,16 @@ def test_shipped_training_configs_load(name, init, out, data, n_caches):
 
     config = TrainConfig.from_yaml(config_dir() / name)
     caches = [config.train_cache] if isinstance(config.train_cache, str) else config.train_cache
-    assert caches[0] == f'{data}/train' and config.val_cache == f'{data}/val'
+    mix2 = name == 'train_mix2.yaml'
+    assert caches[0] == f'{data}/train'
+    assert config.val_cache == ('data/cache_mix2/val' if mix2 else f'{data}/val')
     assert (config.init_checkpoint, config.out_dir, len(caches)) == (init, out, n_caches)
-    assert all(c.startswith(f'{data}/') for c in caches)
+    assert all(c.startswith(f'{data}/') for c in caches[:4 if mix2 else None])
+    assert not mix2 or caches[4] == 'data/cache_mix2/train'
     assert config.model == ({'fovea_height': 64} if name == 'train_fovea.yaml' else {})
-    # Stages 1-3 drove the DAgger rounds with raw logits; the shipped stage 4 has the offsets.
-    assert config.logit_prior == ('validation' if name == 'train_dagger3.yaml' else 'none')
+    # Stages 1-3 drove the DAgger rounds with raw logits; stages 4 and 5 have the offsets.
+    assert config.logit_prior == (
+        'validation' if name in ('train_dagger3.yaml', 'train_mix2.yaml') else 'none')
     # Photometric augmentation from stage 4 on.
     assert bool(config.augment.get('probability')) == (
         name not in ('train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml'))
