@@ -60,8 +60,8 @@ bench: $(STAMP)
 # the latest model drives new training-side scenarios, the expert labels the states it reaches,
 # training continues on all caches so far (stages 2-4; stage 4 adds photometric augmentation);
 # stage 5 adds 648 episodes of the corrected scenario mix (config/train_mix2.yaml); its best
-# epoch goes into the package. About 3 h 45 min on 2 idle CPU cores (3 min data, 40 min
-# stage 1, 7 + 35 min round 1, 11 + 38 min round 2, 9 + 50 min round 3, 5 + 29 min stage 5).
+# epoch goes into the package. About 3 h 50 min on 2 idle CPU cores (3 min data, 40 min
+# stage 1, 7 + 35 min round 1, 11 + 38 min round 2, 9 + 50 min round 3, 4 + 29 min stage 5).
 checkpoint: $(STAMP)
 	$(VENV)/bin/mm-fusion dataset --out data/cache
 	$(VENV)/bin/mm-fusion train --config config/train.yaml
