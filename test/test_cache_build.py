@@ -266,3 +266,23 @@ def test_dataset_command_renders_the_camera_a_fovea_needs(tmp_path, capsys):
     for bad in ('640', '0x10', 'axb'):
         with pytest.raises(argparse.ArgumentTypeError):
             camera_size(bad)
+
+
+def test_dataset_command_keeps_chosen_scenario_types(tmp_path, capsys):
+    from mm_fusion_ros.commands.dataset import scenario_types
+    from mm_fusion_ros.sim.scenarios import MIX_WEIGHTS, ScenarioType
+
+    out = tmp_path / 'ped'
+    cycle = sum(MIX_WEIGHTS.values())
+    assert cli_main(['dataset', '--out', str(out), '--splits', 'train', '--train-episodes',
+                     str(cycle), '--duration', '0.5', '--scenarios', 'pedestrian_crossing',
+                     '--driving-noise', '0', '--reaction-delay', '0']) == 0
+    episodes = MIX_WEIGHTS[ScenarioType.PEDESTRIAN_CROSSING]
+    assert f'from {episodes} episodes' in capsys.readouterr().out
+    manifest = json.loads((out / 'train' / 'manifest.json').read_text())
+    assert {k for k, v in manifest['scenario_counts'].items() if v} == {'pedestrian_crossing'}
+    assert scenario_types(' red_light,pedestrian_crossing ') == {'red_light',
+                                                                  'pedestrian_crossing'}
+    for bad in ('', 'pedestrian', 'red_light,nope'):
+        with pytest.raises(argparse.ArgumentTypeError, match='unknown scenario types'):
+            scenario_types(bad)
