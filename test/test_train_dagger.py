@@ -118,8 +118,9 @@ def test_checkpoint_carries_the_prior_correction(caches, tmp_path, capsys):
 
     raw = _train(root, tmp_path / 'raw', logit_prior='none')
     raw_best = tmp_path / 'raw' / 'best.pt'
+    raw_model, raw_info = load_checkpoint(raw_best)
     assert raw['logit_offsets'] is None
-    assert load_checkpoint(raw_best)[1]['logit_offsets'] == [0.0] * CONFIG.num_classes
+    assert raw_info['logit_offsets'] == [0.0] * CONFIG.num_classes
     prior_config = tmp_path / 'prior.yaml'  # same caches as 'raw', logit_prior on
     assert TrainConfig.from_yaml(prior_config).logit_prior == 'validation'
     fixed = tmp_path / 'fixed.pt'
@@ -129,11 +130,11 @@ def test_checkpoint_carries_the_prior_correction(caches, tmp_path, capsys):
     fixed_model, fixed_info = load_checkpoint(fixed)
     np.testing.assert_allclose(fixed_info['logit_offsets'], metrics['logit_offsets'], atol=1e-6)
     assert fixed_info['training_data_hash'] == info['training_data_hash']
-    raw_metadata = load_checkpoint(raw_best)[1]['metadata']
+    raw_metadata = raw_info['metadata']
     assert raw_metadata['logit_prior'] == 'none'
     assert fixed_info['metadata'] == {**raw_metadata, 'logit_prior': 'validation'}
     for a, b in zip(fixed_model.state_dict().values(),
-                    load_checkpoint(raw_best)[0].state_dict().values(), strict=True):
+                    raw_model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     # A config whose caches are not what the checkpoint was trained on is refused.
     other = tmp_path / 'other.yaml'
