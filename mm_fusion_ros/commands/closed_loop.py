@@ -2,6 +2,9 @@
 
 Compares the fused model, the same weights run camera-only and radar-only, and the expert on
 the same episodes: collisions, red-light violations, min-TTC distribution, progress, jerk.
+With all three model drivers it also prints the on-policy ablation: each driver's model
+decisions scored against the expert's labels on the states its own driving reached (macro-F1
+per condition, `evaluation.ablation.on_policy_ablation`).
 """
 
 import argparse
@@ -22,12 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
     import json
     import math
 
     from tqdm import tqdm
 
     from mm_fusion_ros.bags import load_bag_topics
+    from mm_fusion_ros.evaluation.ablation import (
+        MODALITIES,
+        ablation_markdown,
+        on_policy_ablation,
+    )
     from mm_fusion_ros.evaluation.closed_loop import (
         ModelPolicy,
         drive,
@@ -82,14 +91,14 @@ def run(args: argparse.Namespace) -> int:
         print(table(summaries[-1:], list(summaries[-1])), flush=True)
     print()
     print(table(summaries, list(summaries[0])))
+    report = {'summary': summaries}
+    if all(m in results for m in MODALITIES):
+        ablation = on_policy_ablation({m: results[m] for m in MODALITIES})
+        print('\nOn policy: each model scored against the expert on the frames it drove to')
+        print(ablation_markdown(ablation))
+        report['on_policy_ablation'] = asdict(ablation)
     if args.json:
+        report['episodes'] = {d: outcomes_to_rows(o) for d, o in results.items()}
         with open(args.json, 'w') as f:
-            json.dump(
-                {
-                    'summary': summaries,
-                    'episodes': {d: outcomes_to_rows(o) for d, o in results.items()},
-                },
-                f,
-                indent=2,
-            )
+            json.dump(report, f, indent=2)
     return 0

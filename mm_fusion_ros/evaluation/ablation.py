@@ -3,6 +3,15 @@
 One checkpoint, three modality flags (the model was trained with modality dropout, so the
 single-modality runs use the same weights and their learned missing-modality token). Every
 run gets the ego speed (odometry is not a perception modality; a stack always has it).
+
+Two ways to score it. Open loop (`run_ablation`): every modality sees the same recorded
+frames, driven by the expert. There the ego's own motion shows the expert's decision (it brakes
+from the first STOP frame on), so a modality that cannot see a cause still reads the effect:
+radar-only "knows" a red light once the recorded ego slows for it. On policy
+(`on_policy_ablation`): each modality drives the simulator itself (through the safety layer,
+as in the node) and its model's decisions are scored against the expert's label for the states
+its own driving reached, as in deployment, where the ego's motion follows the model and not an
+expert.
 """
 
 from collections.abc import Sequence
@@ -58,21 +67,51 @@ def run_ablation(predictor, dataset, batch_size: int = 128) -> AblationResult:
 def summarize_ablation(
     y_true: np.ndarray, preds: dict[str, np.ndarray], conditions: np.ndarray
 ) -> AblationResult:
-    rows: dict[str, np.ndarray] = {'all': np.ones(len(y_true), bool)}
+    """Scores of every modality on the same samples."""
+    return _summarize({m: (y_true, y_pred, conditions) for m, y_pred in preds.items()})
+
+
+def on_policy_ablation(outcomes: dict[str, Sequence]) -> AblationResult:
+    """Scores of closed-loop drivers (`EpisodeOutcome`s per modality) on their own frames.
+
+    What is scored is the model's decision (`model_actions`), not the safety layer's final
+    one: the dwell and overrides are the same for every modality and not what is ablated.
+    `samples` counts the first driver's frames (an episode ends early only on a collision).
+    """
+    runs = {}
+    for m, episodes in outcomes.items():
+        y_true = np.concatenate([np.asarray(o.expert_actions, np.int64) for o in episodes])
+        y_pred = np.concatenate([np.asarray(o.model_actions, np.int64) for o in episodes])
+        conditions = np.concatenate(
+            [np.full(len(o.model_actions), o.condition, object) for o in episodes])
+        runs[m] = (y_true, y_pred, conditions)
+    return _summarize(runs)
+
+
+def _condition_rows(conditions: np.ndarray) -> dict[str, np.ndarray]:
+    rows: dict[str, np.ndarray] = {'all': np.ones(len(conditions), bool)}
     for c in Condition:
         rows[c.value] = conditions == c.value
     rows['camera_degraded'] = np.isin(conditions, [c.value for c in CAMERA_DEGRADED])
     rows['radar_degraded'] = np.isin(conditions, [c.value for c in RADAR_DEGRADED])
     rows['degraded'] = rows['camera_degraded'] | rows['radar_degraded']
-    rows = {k: v for k, v in rows.items() if v.any()}
-    f1 = {m: {} for m in preds}
-    acc = {m: {} for m in preds}
-    for m, y_pred in preds.items():
-        for row, mask in rows.items():
+    return rows
+
+
+def _summarize(runs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> AblationResult:
+    """runs: modality -> (expert labels, predictions, condition per sample)."""
+    f1: dict[str, dict[str, float]] = {m: {} for m in runs}
+    acc: dict[str, dict[str, float]] = {m: {} for m in runs}
+    samples: dict[str, int] = {}
+    for m, (y_true, y_pred, conditions) in runs.items():
+        for row, mask in _condition_rows(conditions).items():
+            if not mask.any():
+                continue
             report = classification_report(y_true[mask], y_pred[mask])
             f1[m][row] = report.macro_f1
             acc[m][row] = report.accuracy
-    return AblationResult(list(rows), f1, acc, {k: int(v.sum()) for k, v in rows.items()})
+            samples.setdefault(row, int(mask.sum()))
+    return AblationResult(list(samples), f1, acc, samples)
 
 
 def ablation_markdown(result: AblationResult, modalities: Sequence[str] = MODALITIES) -> str:

@@ -24,7 +24,11 @@ NS = 1_000_000_000
 
 
 class ModelPolicy:
-    """SimFrame -> final Decision through pipeline, model and safety layer."""
+    """SimFrame -> final Decision through pipeline, model and safety layer.
+
+    `model_decision` holds the model's own decision for the last frame (before the safety
+    layer's overrides, dwell and rate limit), which the on-policy ablation scores.
+    """
 
     def __init__(
         self,
@@ -42,6 +46,7 @@ class ModelPolicy:
     def reset(self) -> None:
         self.pipeline = FusionPipeline(self.predictor, self.pipeline_config)
         self.safety = SafetyLayer(self.safety_config)
+        self.model_decision: Decision | None = None
 
     def __call__(self, frame: SimFrame) -> Decision:
         now = round(frame.stamp * NS)
@@ -55,8 +60,8 @@ class ModelPolicy:
         prediction = self.predictor.predict(frame.rgb, seq, self.modality, ego_speed=speed,
                                             previous_rgb=previous)
         reason = self.pipeline.degraded_reason(None if self.modality == 'camera' else seq, speed)
-        decision = FusionPipeline.to_decision(now, prediction, reason)
-        self.safety.on_model_decision(now, decision)
+        self.model_decision = FusionPipeline.to_decision(now, prediction, reason)
+        self.safety.on_model_decision(now, self.model_decision)
         return self.safety.decide(now)
 
 
@@ -71,11 +76,23 @@ class EpisodeOutcome:
     progress: float
     rms_jerk: float
     agreement: float  # share of frames whose decision matched the expert's label
+    # per frame: the expert's label for the state this driver reached, the final decision,
+    # and the model's own decision before the safety layer (empty for a driver without one)
+    expert_actions: list[int]
+    actions: list[int]
+    model_actions: list[int]
 
     @classmethod
     def from_metrics(
-        cls, config: ScenarioConfig, metrics: EpisodeMetrics, agreement: float
+        cls,
+        config: ScenarioConfig,
+        metrics: EpisodeMetrics,
+        expert_actions: Sequence[int],
+        actions: Sequence[int],
+        model_actions: Sequence[int] = (),
     ) -> 'EpisodeOutcome':
+        expert, decided = list(map(int, expert_actions)), list(map(int, actions))
+        same = sum(int(a == b) for a, b in zip(expert, decided, strict=True))
         return cls(
             scenario=config.scenario.value,
             condition=config.condition.value,
@@ -85,7 +102,10 @@ class EpisodeOutcome:
             min_ttc=metrics.min_ttc,
             progress=metrics.progress,
             rms_jerk=metrics.rms_jerk,
-            agreement=agreement,
+            agreement=same / max(len(expert), 1),
+            expert_actions=expert,
+            actions=decided,
+            model_actions=list(map(int, model_actions)),
         )
 
 
@@ -95,17 +115,23 @@ def drive(
     camera: CameraModel | None = None,
     render: bool = True,
 ) -> EpisodeOutcome:
-    """One closed-loop episode; the policy's decisions move the ego."""
+    """One closed-loop episode; the policy's decisions move the ego.
+
+    A policy with a `model_decision` attribute (`ModelPolicy`) also has its model's own
+    decisions recorded.
+    """
     options = SimOptions(render_camera=render, render_radar=render)
     sim = Simulator(config, options, camera)
     frame = sim.reset()
-    agree = total = 0
+    expert, decided, model = [], [], []
     while not frame.done:
         decision = policy(frame)
-        agree += int(int(decision.action) == int(frame.label.action))
-        total += 1
+        expert.append(int(frame.label.action))
+        decided.append(int(decision.action))
+        if (proposal := getattr(policy, 'model_decision', None)) is not None:
+            model.append(int(proposal.action))
         frame = sim.step(decision)
-    return EpisodeOutcome.from_metrics(config, sim.metrics(), agree / max(total, 1))
+    return EpisodeOutcome.from_metrics(config, sim.metrics(), expert, decided, model)
 
 
 def summarize(outcomes: Sequence[EpisodeOutcome]) -> dict:
@@ -128,10 +154,13 @@ def summarize(outcomes: Sequence[EpisodeOutcome]) -> dict:
 
 
 def outcomes_to_rows(outcomes: Sequence[EpisodeOutcome]) -> list[dict]:
-    return [
-        {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in asdict(o).items()
-        }
-        for o in outcomes
-    ]
+    """JSON-ready rows (non-finite floats as null); per-frame actions as strings of digits."""
+    return [{k: _json_value(v) for k, v in asdict(o).items()} for o in outcomes]
+
+
+def _json_value(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, list):  # Action values are single digits: '0022...' per episode
+        return ''.join(map(str, v))
+    return v

@@ -63,9 +63,7 @@ def run_closed_loop_graph(
         records = list(sim.records)
     wall = time.monotonic() - start
     model = [
-        EpisodeOutcome.from_metrics(
-            r.config, r.metrics, _agreement(r.expert_actions, r.decided_actions)
-        )
+        EpisodeOutcome.from_metrics(r.config, r.metrics, r.expert_actions, r.decided_actions)
         for r in records
     ]
     expert = [drive(r.config, expert_policy, render=False) for r in records]
@@ -78,8 +76,3 @@ def model_camera(checkpoint: str) -> CameraConfig:
     return CameraConfig.for_view(
         FusionModelConfig.from_dict(read_checkpoint(checkpoint)['model_config']))
 
-
-def _agreement(expert: list[int], decided: list[int]) -> float:
-    if not expert:
-        return 0.0
-    return sum(int(a == b) for a, b in zip(expert, decided, strict=True)) / len(expert)
