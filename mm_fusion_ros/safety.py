@@ -33,31 +33,55 @@ class SafetyConfig:
     fallback_acceleration: float = -3.0  # [m/s^2] controlled stop while degraded
     emergency_acceleration: float = -8.0  # [m/s^2] every EMERGENCY_BRAKE, model's or override's
     ttc_brake_threshold: float = 1.5  # [s] radar TTC below this -> emergency brake
-    ttc_confirm_frames: int = 2  # consecutive radar frames that must agree (ghost rejection)
+    ttc_confirm_frames: int = 2  # consecutive radar frames with a return below the TTC
+    # [m] > 0: a confirming return must lie this close (range and lateral) to where a threat
+    # of the previous frame moved to. Rejects clutter and ghosts, but confirms a car whose
+    # returns spread along its side (cutting in) later; 0 (off) was safer in closed loop.
+    ttc_track_gate: float = 0.0
     corridor_half_width: float = 1.6  # [m] lateral half width of the ego path for TTC
     min_dwell: float = 0.3  # [s] a new non-escalating action must persist this long
     max_jerk: float = 10.0  # [m/s^3] rate limit on target acceleration (not on braking harder
     # for STOP or EMERGENCY_BRAKE)
 
 
-def radar_time_to_collision(
-    points: np.ndarray, corridor_half_width: float, min_range: float = 0.5
-) -> float:
-    """Smallest range / closing speed over radar points in the ego corridor (inf when none).
+def closing_returns(
+    points: np.ndarray | None, corridor_half_width: float, min_range: float = 0.5
+) -> np.ndarray:
+    """(k, 3) range, lateral offset and closing speed of the returns closing in the ego corridor.
 
     `points` holds canonical features (x, y, z, radial_velocity, rcs, ...) in the radar frame.
     """
     if points is None or len(points) == 0:
-        return math.inf
+        return np.zeros((0, 3))
     x, y, vr = points[:, 0], points[:, 1], points[:, 3]
     with np.errstate(invalid='ignore', over='ignore'):
         rng = np.hypot(x, y)
         # NaN/inf rows (invalid detections) never count: an -inf velocity would read as TTC 0.
-        finite = np.isfinite(rng) & np.isfinite(vr)
+        finite = np.isfinite(rng) & np.isfinite(vr) & np.isfinite(y)
         sel = finite & (x > min_range) & (np.abs(y) < corridor_half_width) & (vr < -0.1)
-        if not sel.any():
-            return math.inf
-        return float(np.min(rng[sel] / -vr[sel]))
+    return np.stack([rng[sel], y[sel], -vr[sel]], axis=1).astype(np.float64)
+
+
+def radar_time_to_collision(
+    points: np.ndarray | None, corridor_half_width: float, min_range: float = 0.5
+) -> float:
+    """Smallest range / closing speed over radar returns in the ego corridor (inf when none)."""
+    closing = closing_returns(points, corridor_half_width, min_range)
+    return float(np.min(closing[:, 0] / closing[:, 2])) if len(closing) else math.inf
+
+
+def continues_track(previous: np.ndarray, current: np.ndarray, dt: float, gate: float) -> bool:
+    """Whether a current return lies where a previous one (`closing_returns` rows) moved to.
+
+    A real obstacle's returns move by closing speed x dt between frames; clutter and multipath
+    ghosts land somewhere else each frame, so they do not confirm each other.
+    """
+    if not len(previous) or not len(current) or not 0.0 < dt < 1.0:
+        return False
+    predicted = previous[:, 0] - previous[:, 2] * dt
+    near_range = np.abs(current[:, None, 0] - predicted[None, :]) <= gate
+    near_lateral = np.abs(current[:, None, 1] - previous[None, :, 1]) <= gate
+    return bool(np.any(near_range & near_lateral))
 
 
 class SafetyLayer:
@@ -69,6 +93,7 @@ class SafetyLayer:
         self._last_decision_ns: int | None = None  # receive time of the last model decision
         self._model_decision: Decision | None = None
         self._ttc_hits = 0
+        self._threats = np.zeros((0, 3))  # last radar frame's closing returns below the TTC
         self._radar_ttc = math.inf
         self._current: Decision | None = None
         self._pending_action: Action | None = None
@@ -77,12 +102,25 @@ class SafetyLayer:
 
     # -- inputs -------------------------------------------------------------------------------
     def on_radar(self, now_ns: int, points: np.ndarray | None) -> None:
+        """Counts consecutive frames with a threat below the TTC threshold.
+
+        With `ttc_track_gate` on, only frames that see the same threat count (see the config).
+        """
+        cfg = self.config
+        dt = math.inf if self._last_radar_ns is None else (now_ns - self._last_radar_ns) / NS
         self._last_radar_ns = now_ns
-        self._radar_ttc = radar_time_to_collision(points, self.config.corridor_half_width)
-        if self._radar_ttc < self.config.ttc_brake_threshold:
+        closing = closing_returns(points, cfg.corridor_half_width)
+        self._radar_ttc = float(np.min(closing[:, 0] / closing[:, 2])) if len(closing) \
+            else math.inf
+        threats = closing[closing[:, 0] < cfg.ttc_brake_threshold * closing[:, 2]]
+        if not len(threats):
+            self._ttc_hits = 0
+        elif cfg.ttc_track_gate <= 0.0 or continues_track(
+                self._threats, threats, dt, cfg.ttc_track_gate):
             self._ttc_hits += 1
         else:
-            self._ttc_hits = 0
+            self._ttc_hits = 1
+        self._threats = threats
 
     def on_model_decision(self, now_ns: int, decision: Decision) -> None:
         self._last_decision_ns = now_ns

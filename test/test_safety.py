@@ -6,7 +6,13 @@ import numpy as np
 
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.decision import Decision, DecisionSource
-from mm_fusion_ros.safety import NS, SafetyConfig, SafetyLayer, radar_time_to_collision
+from mm_fusion_ros.safety import (
+    NS,
+    SafetyConfig,
+    SafetyLayer,
+    continues_track,
+    radar_time_to_collision,
+)
 
 MS = 1_000_000
 
@@ -70,6 +76,54 @@ def test_ttc_override_needs_confirmation_frames():
     d = _fed(layer, 100 * MS, radar=_closing_radar(9.5, -10.0))
     assert d.action == Action.EMERGENCY_BRAKE and d.source == DecisionSource.SAFETY_OVERRIDE
     assert d.target_acceleration == SafetyConfig().emergency_acceleration
+
+
+def _clutter_frames():
+    """In-corridor returns below 1.5 s TTC that land somewhere else each frame."""
+    for rng, lateral in ((10.0, 0.2), (6.0, -1.0), (12.0, 0.5), (8.0, 1.2)):
+        yield np.array([[rng, lateral, 0.5, -10.0, 0.0]], np.float32)
+
+
+def test_ttc_override_by_default_brakes_for_any_return_in_consecutive_frames():
+    layer = SafetyLayer(SafetyConfig(ttc_confirm_frames=2, ttc_brake_threshold=1.5))
+    _fed(layer, 0)
+    actions = [_fed(layer, (50 + 50 * i) * MS, radar=r).action
+               for i, r in enumerate(_clutter_frames())]
+    assert actions[0] == Action.CRUISE and actions[1] == Action.EMERGENCY_BRAKE
+
+
+def test_ttc_track_gate_ignores_threats_that_do_not_persist():
+    """Clutter or a ghost in the corridor lands elsewhere each frame: no confirmation."""
+    layer = SafetyLayer(SafetyConfig(ttc_confirm_frames=2, ttc_brake_threshold=1.5,
+                                     ttc_track_gate=1.0))
+    _fed(layer, 0)
+    t = 50
+    for radar in _clutter_frames():
+        assert _fed(layer, t * MS, radar=radar).action == Action.CRUISE, radar
+        t += 50
+    # the same target moving as its closing speed says confirms on the next frame
+    assert _fed(layer, t * MS, radar=_closing_radar(9.0, -10.0)).action == Action.CRUISE
+    assert _fed(layer, (t + 50) * MS, radar=_closing_radar(8.5, -10.0)).action == \
+        Action.EMERGENCY_BRAKE
+
+
+def test_ttc_track_gate_follows_the_target_across_a_dropped_frame():
+    layer = SafetyLayer(SafetyConfig(ttc_confirm_frames=2, ttc_brake_threshold=1.5,
+                                     ttc_track_gate=1.0))
+    _fed(layer, 0)
+    assert _fed(layer, 50 * MS, radar=_closing_radar(10.0, -10.0)).action == Action.CRUISE
+    layer.on_model_decision(100 * MS, _model(100 * MS))  # the radar frame at 100 ms is lost
+    d = _fed(layer, 150 * MS, radar=_closing_radar(9.0, -10.0))  # 1 m in 0.1 s at 10 m/s
+    assert d.action == Action.EMERGENCY_BRAKE
+
+
+def test_continues_track_gates_range_and_lateral_offset():
+    previous = np.array([[10.0, 0.0, 10.0]])  # range, lateral, closing speed
+    assert continues_track(previous, np.array([[9.6, 0.3, 10.0]]), 0.05, 1.0)
+    assert not continues_track(previous, np.array([[8.0, 0.0, 10.0]]), 0.05, 1.0)
+    assert not continues_track(previous, np.array([[9.5, 1.4, 10.0]]), 0.05, 1.0)
+    assert not continues_track(np.zeros((0, 3)), np.array([[9.5, 0.0, 10.0]]), 0.05, 1.0)
+    assert not continues_track(previous, np.array([[9.5, 0.0, 10.0]]), math.inf, 1.0)
 
 
 def test_dwell_suppresses_flicker_but_not_escalation():

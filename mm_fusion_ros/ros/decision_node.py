@@ -89,9 +89,18 @@ class DecisionNode(Node):
                 self,
                 'ttc_confirm_frames',
                 defaults.ttc_confirm_frames,
-                'Consecutive radar frames that must confirm the TTC.',
+                'Consecutive radar frames with a return below the TTC threshold.',
                 1,
                 20,
+            ),
+            ttc_track_gate=declare_float(
+                self,
+                'ttc_track_gate',
+                defaults.ttc_track_gate,
+                'Range and lateral gate around the threat predicted from the last radar frame; '
+                'only a return inside it confirms the threat (0: any return does) [m].',
+                0.0,
+                10.0,
             ),
             corridor_half_width=declare_float(
                 self,
