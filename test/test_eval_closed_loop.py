@@ -46,3 +46,22 @@ def test_drive_records_the_model_decision_apart_from_the_final_one():
     assert set(out.actions) == {int(Action.CRUISE)}
     assert out.model_actions == [int(Action.STOP)] * len(out.actions)
     assert drive(config, expert_policy, render=False).model_actions == []
+
+
+def test_closed_loop_command_writes_the_on_policy_ablation(tmp_path, capsys):
+    import json
+
+    from mm_fusion_ros.cli import main as cli_main
+
+    out = tmp_path / 'cl.json'
+    assert cli_main(['closed-loop', '--episodes', '2', '--duration', '0.5', '--num-threads', '1',
+                     '--drivers', 'fused,camera,radar,expert', '--json', str(out)]) == 0
+    assert 'On policy' in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert [s['driver'] for s in report['summary']] == ['fused', 'camera', 'radar', 'expert']
+    ablation = report['on_policy_ablation']
+    assert ablation['samples']['all'] == 2 * 10  # 2 episodes x 0.5 s at 20 Hz
+    assert set(ablation['macro_f1']) == {'fused', 'camera', 'radar'}
+    fused = report['episodes']['fused'][0]
+    assert len(fused['model_actions']) == len(fused['actions']) == 10
+    assert report['episodes']['expert'][0]['model_actions'] == ''
