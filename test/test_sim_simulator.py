@@ -148,6 +148,23 @@ def test_late_reaction_keeps_the_previous_command_after_a_braking_onset():
     assert onset_speed == pytest.approx(expert_onset.ego.speed, abs=1e-6)  # same state reached
 
 
+def test_brake_pulses_slow_the_ego_while_the_labels_stay_the_experts():
+    cfg = ScenarioConfig(ScenarioType.FREE_ROAD, seed=5, duration=10.0)
+    noise = DrivingNoise(sigma=0.0, episode_share=1.0, reaction_delay=0.0, brake_pulse_rate=0.5)
+    policy = NoisyExpertPolicy(noise, cfg.seed, cfg.dt)
+    sim = Simulator(cfg, FAST)
+    frame, braking = sim.reset(), 0
+    while not frame.done:
+        cmd = policy(frame)
+        assert frame.label.action == Action.CRUISE and cmd.action == Action.CRUISE
+        braking += cmd.target_acceleration <= -2.0
+        frame = sim.step(cmd)
+    assert 6 <= braking <= 150  # 0.3-1.5 s pulses at 0.5 per second, in 200 frames
+    assert frame.ego.x < run_episode(cfg, options=FAST).frames[-1].ego.x - 5.0
+    with pytest.raises(ValueError):
+        DrivingNoise(brake_pulse_rate=-1.0)
+
+
 def test_signal_gantry_stays_in_view_at_the_stop_line():
     cfg = ScenarioConfig(ScenarioType.RED_LIGHT, seed=0, duration=25.0)
     sim = Simulator(cfg)

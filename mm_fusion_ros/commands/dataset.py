@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='[s] longest late reaction to a braking onset in the noisy training episodes '
              '(DrivingNoise.reaction_delay; 0 = none)')
     parser.add_argument(
+        '--brake-pulse-rate', type=float, default=0.0,
+        help='[1/s] unprompted brake pulses in the noisy training episodes, labels unchanged '
+             '(DrivingNoise.brake_pulse_rate; 0 = none)')
+    parser.add_argument(
         '--splits', default='train,val,test', help='comma list of the splits to build')
     parser.add_argument(
         '--scenarios', type=scenario_types, default=None, metavar='TYPE,...',
@@ -110,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
             config,
             progress=True,
             options=options,
-            noise=DrivingNoise(sigma=args.driving_noise, reaction_delay=args.reaction_delay)
-            if split == 'train' and (args.driving_noise > 0 or args.reaction_delay > 0)
+            noise=DrivingNoise(sigma=args.driving_noise, reaction_delay=args.reaction_delay,
+                               brake_pulse_rate=args.brake_pulse_rate)
+            if split == 'train' and (args.driving_noise > 0 or args.reaction_delay > 0
+                                     or args.brake_pulse_rate > 0)
             else None,
         )
         counts = result.manifest['class_counts']

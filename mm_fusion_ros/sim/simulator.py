@@ -181,18 +181,28 @@ class DrivingNoise:
     first frames of a hazard then still knows what to do in the states that follow (without
     these, the shipped model learned "fast means keep going", the inertia problem of
     behaviour cloning with a speed input, Codevilla et al., 2019).
+
+    With `brake_pulse_rate` > 0 the ego also brakes for no reason the scene shows (another
+    part of the stack intervening, a phantom emergency brake of the safety layer): pulses of
+    2-8 m/s^2 lasting up to `brake_pulse_duration`, while the labels stay the expert's. On
+    policy, a model that had only seen the expert brake for a cause went on calling STOP on a
+    free road after a phantom brake: its own deceleration read as the cause (copycat).
     """
 
     sigma: float = 1.5  # [m/s^2] stationary std of the offset (Ornstein-Uhlenbeck)
     tau: float = 2.0  # [s] correlation time of the offset
     episode_share: float = 0.5  # share of episodes driven with the offset
     reaction_delay: float = 2.0  # [s] longest late reaction to a braking onset
+    brake_pulse_rate: float = 0.0  # [1/s] unprompted brake pulses per second of driving
+    brake_pulse_duration: float = 1.5  # [s] longest pulse
 
     def __post_init__(self) -> None:
         if self.sigma < 0 or self.tau <= 0 or not 0.0 <= self.episode_share <= 1.0 or \
-                self.reaction_delay < 0:
+                self.reaction_delay < 0 or self.brake_pulse_rate < 0 or \
+                self.brake_pulse_duration <= 0:
             raise ValueError('need sigma >= 0, tau > 0, episode_share in [0, 1], '
-                             'reaction_delay >= 0')
+                             'reaction_delay >= 0, brake_pulse_rate >= 0, '
+                             'brake_pulse_duration > 0')
 
 
 _BRAKING = (Action.STOP, Action.EMERGENCY_BRAKE)
@@ -204,7 +214,7 @@ class NoisyExpertPolicy:
     def __init__(self, noise: DrivingNoise, seed: int, dt: float) -> None:
         self._rng = np.random.default_rng([int(seed), 4])
         self.active = bool(self._rng.random() < noise.episode_share) and (
-            noise.sigma > 0 or noise.reaction_delay > 0)
+            noise.sigma > 0 or noise.reaction_delay > 0 or noise.brake_pulse_rate > 0)
         self._decay = float(np.exp(-dt / noise.tau))
         self._step_std = noise.sigma * float(np.sqrt(1.0 - self._decay ** 2))
         self.offset = noise.sigma * float(self._rng.standard_normal())
@@ -213,6 +223,9 @@ class NoisyExpertPolicy:
         self._late = 0.0  # [s] left of the current late reaction
         self._previous: DecisionLike | None = None  # the expert's label one step ago
         self._command: DecisionLike | None = None  # the command executed one step ago
+        self._pulse_rate, self._pulse_max = noise.brake_pulse_rate, noise.brake_pulse_duration
+        self._pulse = 0.0  # [s] left of the current brake pulse
+        self._pulse_decel = 0.0  # [m/s^2]
 
     def __call__(self, frame: SimFrame) -> DecisionLike:
         label = frame.label
@@ -232,7 +245,19 @@ class NoisyExpertPolicy:
         else:
             command = Command(label.action, label.target_acceleration + self.offset)
         self._command = command
-        return command
+        return self._brake_pulse(command)
+
+    def _brake_pulse(self, command: DecisionLike) -> DecisionLike:
+        """`command`, braking at least at the current pulse's deceleration while one runs."""
+        if self._pulse_rate <= 0.0:  # no draws: episodes without pulses stay as they were
+            return command
+        if self._pulse <= 0.0 and self._rng.random() < self._pulse_rate * self._dt:
+            self._pulse = float(self._rng.uniform(0.3, self._pulse_max))
+            self._pulse_decel = float(self._rng.uniform(2.0, 8.0))
+        if self._pulse <= 0.0:
+            return command
+        self._pulse -= self._dt
+        return Command(command.action, min(command.target_acceleration, -self._pulse_decel))
 
 
 def run_episode(
