@@ -293,3 +293,13 @@ def test_shipped_training_configs_load(name, init, out, data, n_caches):
     # Photometric augmentation from stage 4 on.
     assert bool(config.augment.get('probability')) == (
         name not in ('train.yaml', 'train_dagger.yaml', 'train_dagger2.yaml'))
+
+
+def test_brake_pulse_experiment_config_continues_from_stage_5():
+    from mm_fusion_ros.paths import config_dir
+    from mm_fusion_ros.train.config import TrainConfig
+
+    config = TrainConfig.from_yaml(config_dir() / 'train_pulse.yaml')
+    assert config.init_checkpoint == 'runs/fusion_mix2/best.pt'
+    assert 'data/cache_pulse/train' in config.train_cache
+    assert config.val_cache == 'data/cache_mix2/val' and config.logit_prior == 'validation'
