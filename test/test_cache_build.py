@@ -112,7 +112,8 @@ def test_driving_noise_is_recorded_and_changes_the_states(tmp_path):
     plain = build_cache_from_sim(CONFIGS[:1], tmp_path / 'plain')
     noisy = build_cache_from_sim(CONFIGS[:1], tmp_path / 'noisy', noise=noise)
     assert noisy.manifest['driving_noise'] == {'sigma': 1.5, 'tau': 2.0, 'episode_share': 1.0,
-                                               'reaction_delay': 2.0}
+                                               'reaction_delay': 2.0, 'brake_pulse_rate': 0.0,
+                                               'brake_pulse_duration': 1.5}
     a = _load(plain.out_dir / plain.manifest['shards'][0]['file'])
     b = _load(noisy.out_dir / noisy.manifest['shards'][0]['file'])
     assert not np.array_equal(a['ego_speed'], b['ego_speed'])  # other states were visited
