@@ -66,7 +66,10 @@ def radar_time_to_collision(
     points: np.ndarray | None, corridor_half_width: float, min_range: float = 0.5
 ) -> float:
     """Smallest range / closing speed over radar returns in the ego corridor (inf when none)."""
-    closing = closing_returns(points, corridor_half_width, min_range)
+    return _min_ttc(closing_returns(points, corridor_half_width, min_range))
+
+
+def _min_ttc(closing: np.ndarray) -> float:
     return float(np.min(closing[:, 0] / closing[:, 2])) if len(closing) else math.inf
 
 
@@ -110,8 +113,7 @@ class SafetyLayer:
         dt = math.inf if self._last_radar_ns is None else (now_ns - self._last_radar_ns) / NS
         self._last_radar_ns = now_ns
         closing = closing_returns(points, cfg.corridor_half_width)
-        self._radar_ttc = float(np.min(closing[:, 0] / closing[:, 2])) if len(closing) \
-            else math.inf
+        self._radar_ttc = _min_ttc(closing)
         threats = closing[closing[:, 0] < cfg.ttc_brake_threshold * closing[:, 2]]
         if not len(threats):
             self._ttc_hits = 0
