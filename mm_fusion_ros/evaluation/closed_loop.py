@@ -75,7 +75,6 @@ class EpisodeOutcome:
     min_ttc: float
     progress: float
     rms_jerk: float
-    agreement: float  # share of frames whose decision matched the expert's label
     # per frame: the expert's label for the state this driver reached, the final decision,
     # and the model's own decision before the safety layer (empty for a driver without one)
     expert_actions: list[int]
@@ -91,8 +90,6 @@ class EpisodeOutcome:
         actions: Sequence[int],
         model_actions: Sequence[int] = (),
     ) -> 'EpisodeOutcome':
-        expert, decided = list(map(int, expert_actions)), list(map(int, actions))
-        same = sum(int(a == b) for a, b in zip(expert, decided, strict=True))
         return cls(
             scenario=config.scenario.value,
             condition=config.condition.value,
@@ -102,11 +99,16 @@ class EpisodeOutcome:
             min_ttc=metrics.min_ttc,
             progress=metrics.progress,
             rms_jerk=metrics.rms_jerk,
-            agreement=same / max(len(expert), 1),
-            expert_actions=expert,
-            actions=decided,
+            expert_actions=list(map(int, expert_actions)),
+            actions=list(map(int, actions)),
             model_actions=list(map(int, model_actions)),
         )
+
+    @property
+    def agreement(self) -> float:
+        """Share of frames whose final decision matched the expert's label."""
+        pairs = zip(self.expert_actions, self.actions, strict=True)
+        return sum(a == b for a, b in pairs) / max(len(self.actions), 1)
 
 
 def drive(
@@ -155,7 +157,8 @@ def summarize(outcomes: Sequence[EpisodeOutcome]) -> dict:
 
 def outcomes_to_rows(outcomes: Sequence[EpisodeOutcome]) -> list[dict]:
     """JSON-ready rows (non-finite floats as null); per-frame actions as strings of digits."""
-    return [{k: _json_value(v) for k, v in asdict(o).items()} for o in outcomes]
+    return [{k: _json_value(v) for k, v in {**asdict(o), 'agreement': o.agreement}.items()}
+            for o in outcomes]
 
 
 def _json_value(v):
