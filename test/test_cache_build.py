@@ -287,3 +287,27 @@ def test_dataset_command_keeps_chosen_scenario_types(tmp_path, capsys):
     for bad in ('', 'pedestrian', 'red_light,nope'):
         with pytest.raises(argparse.ArgumentTypeError, match='unknown scenario types'):
             scenario_types(bad)
+
+
+def test_dataset_command_perturbed_test_split_drives_the_test_seeds_with_noise(tmp_path):
+    out = tmp_path / 'cache'
+    args = ['dataset', '--out', str(out), '--test-episodes', '2', '--duration', '3',
+            '--frame-stride', '1']
+    assert cli_main([*args, '--splits', 'test,test_perturbed']) == 0
+    plain = json.loads((out / 'test' / 'manifest.json').read_text())
+    perturbed = json.loads((out / 'test_perturbed' / 'manifest.json').read_text())
+    assert plain['driving_noise'] is None
+    assert perturbed['driving_noise']['episode_share'] == 1.0
+    assert perturbed['driving_noise']['sigma'] == 1.5
+    assert [s['info']['seed'] for s in perturbed['sources']] == \
+        [s['info']['seed'] for s in plain['sources']]
+    # same scenes, but the ego is not driven as the expert drove it
+    speeds = [np.array([s['ego_speed'] for s in FusionCacheDataset(out / split)])
+              for split in ('test', 'test_perturbed')]
+    n = min(map(len, speeds))
+    assert np.abs(speeds[0][:n] - speeds[1][:n]).max() > 0.1
+    with pytest.raises(SystemExit, match='unknown splits'):
+        cli_main([*args, '--splits', 'test,holdout'])
+    with pytest.raises(SystemExit, match='needs driving noise'):
+        cli_main([*args, '--splits', 'test_perturbed', '--driving-noise', '0',
+                  '--reaction-delay', '0'])

@@ -3,6 +3,12 @@
 Training, validation (model selection) and test (reported figures) episodes come from
 disjoint seed ranges. The same cache comes out of
 `mm-fusion record` + `mm-fusion cache` (through bags); this skips writing bags.
+
+`test_perturbed` holds the test episodes again, each driven with the training split's
+`DrivingNoise` (late reactions, acceleration offsets), labels still the expert's. On the
+plain test split the recorded ego brakes from the first STOP frame on, so a model can read
+the expert's decision from the ego's own motion (the copycat problem); there the ego's motion
+no longer gives it away, and an open-loop ablation scores what each modality sees.
 """
 
 import argparse
@@ -11,6 +17,7 @@ from typing import Any
 TRAIN_SEED = 0
 VAL_SEED = 500_000  # held-out: best-epoch selection
 TEST_SEED = 700_000  # held-out: reported figures; closed-loop evaluation uses 900_000+
+SPLITS = ('train', 'val', 'test', 'test_perturbed')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--driving-noise', type=float, default=1.5,
         help='[m/s^2] std of the acceleration offset the training split is driven with '
-             '(DrivingNoise, half the episodes; 0 = the plain expert); val/test never')
+             '(DrivingNoise, half the episodes; 0 = the plain expert), and test_perturbed '
+             '(every episode); val/test never')
     parser.add_argument(
         '--reaction-delay', type=float, default=2.0,
         help='[s] longest late reaction to a braking onset in the noisy training episodes '
@@ -36,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='[1/s] unprompted brake pulses in the noisy training episodes, labels unchanged '
              '(DrivingNoise.brake_pulse_rate; 0 = none)')
     parser.add_argument(
-        '--splits', default='train,val,test', help='comma list of the splits to build')
+        '--splits', default='train,val,test',
+        help='comma list of the splits to build: train, val, test, test_perturbed (the test '
+             'seeds, driven with the driving noise)')
     parser.add_argument(
         '--scenarios', type=scenario_types, default=None, metavar='TYPE,...',
         help='keep only these scenario types of the episode mix (same seeds and conditions '
@@ -98,13 +108,21 @@ def run(args: argparse.Namespace) -> int:
     config = CacheConfig(frame_stride=args.frame_stride, fovea_height=args.fovea_height)
     options = sim_options(args.camera, config)
     wanted = {s.strip() for s in args.splits.split(',')}
-    for split, episodes, seed in (
-        ('train', args.train_episodes, args.train_seed),
-        ('val', args.val_episodes, args.val_seed),
-        ('test', args.test_episodes, args.test_seed),
+    unknown = wanted - set(SPLITS)
+    if unknown:
+        raise SystemExit(f'unknown splits {sorted(unknown)}; known: {list(SPLITS)}')
+    noisy = args.driving_noise > 0 or args.reaction_delay > 0 or args.brake_pulse_rate > 0
+    for split, episodes, seed, noise_share in (
+        ('train', args.train_episodes, args.train_seed, 0.5),
+        ('val', args.val_episodes, args.val_seed, 0.0),
+        ('test', args.test_episodes, args.test_seed, 0.0),
+        ('test_perturbed', args.test_episodes, args.test_seed, 1.0),
     ):
         if split not in wanted:
             continue
+        if split == 'test_perturbed' and not noisy:
+            raise SystemExit('test_perturbed needs driving noise (--driving-noise, '
+                             '--reaction-delay or --brake-pulse-rate > 0)')
         episodes_mix = scenario_mix(episodes, seed=seed, duration=args.duration)
         if args.scenarios is not None:
             episodes_mix = [e for e in episodes_mix if e.scenario.value in args.scenarios]
@@ -115,10 +133,8 @@ def run(args: argparse.Namespace) -> int:
             progress=True,
             options=options,
             noise=DrivingNoise(sigma=args.driving_noise, reaction_delay=args.reaction_delay,
-                               brake_pulse_rate=args.brake_pulse_rate)
-            if split == 'train' and (args.driving_noise > 0 or args.reaction_delay > 0
-                                     or args.brake_pulse_rate > 0)
-            else None,
+                               brake_pulse_rate=args.brake_pulse_rate, episode_share=noise_share)
+            if noise_share > 0 and noisy else None,
         )
         counts = result.manifest['class_counts']
         print(
