@@ -182,10 +182,9 @@ def test_signal_gantry_stays_in_view_at_the_stop_line():
 def test_scenario_mix_pairs_every_type_with_every_condition():
     from collections import Counter
 
-    from mm_fusion_ros.sim.scenarios import MIX_WEIGHTS, SCENARIO_TYPES
+    from mm_fusion_ros.sim.scenarios import MIX_WEIGHTS, SCENARIO_TYPES, balanced_mix_length
 
-    cycle = sum(MIX_WEIGHTS.values())
-    mix = scenario_mix(cycle * len(CONDITIONS), seed=0)
+    mix = scenario_mix(balanced_mix_length(), seed=0)
     pairs = Counter((e.scenario, e.condition) for e in mix)
     for scenario in SCENARIO_TYPES:
         assert {pairs[(scenario, c)] for c in CONDITIONS} == {MIX_WEIGHTS[scenario]}

@@ -261,6 +261,15 @@ MIX_WEIGHTS: dict[ScenarioType, int] = {
 }
 
 
+def balanced_mix_length(
+    weights: dict[ScenarioType, int] | None = None,
+    conditions: tuple[Condition, ...] = CONDITIONS,
+) -> int:
+    """Episodes of `scenario_mix` after which every type has met every condition equally often."""
+    weights = MIX_WEIGHTS if weights is None else weights
+    return sum(weights.values()) * len(conditions)
+
+
 def scenario_mix(
     num_episodes: int,
     seed: int = 0,
