@@ -23,7 +23,7 @@ SPLITS = ('train', 'val', 'test', 'test_perturbed')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--out', default='data/cache', help='writes OUT/train, OUT/val, OUT/test')
+    parser.add_argument('--out', default='data/cache', help='writes OUT/<split> per split')
     parser.add_argument('--train-episodes', type=int, default=324)
     parser.add_argument('--val-episodes', type=int, default=108)
     # every scenario type meets every condition (216), so the per-condition rows of the
