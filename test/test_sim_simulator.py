@@ -192,3 +192,19 @@ def test_scenario_mix_pairs_every_type_with_every_condition():
     assert all(a.condition != b.condition for a, b in zip(mix, mix[1:], strict=False))
     counts = Counter(e.condition for e in scenario_mix(200, seed=0))
     assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_first_mix_pairing_keeps_the_formula_stages_1_to_4_were_trained_on():
+    from mm_fusion_ros.sim.scenarios import MIX_WEIGHTS, ScenarioType
+
+    mix = scenario_mix(216, seed=0, pairing='first')
+    cycle = sum(MIX_WEIGHTS.values())
+    assert [e.condition for e in mix] == [
+        CONDITIONS[(i + i // cycle) % len(CONDITIONS)] for i in range(216)]
+    assert [e.scenario for e in mix] == [e.scenario for e in scenario_mix(216, seed=0)]
+    # The defect it reproduces: no red light in clear weather, no pedestrian in fog.
+    pairs = {(e.scenario, e.condition) for e in mix}
+    assert (ScenarioType.RED_LIGHT, Condition.CLEAR) not in pairs
+    assert (ScenarioType.PEDESTRIAN_CROSSING, Condition.FOG) not in pairs
+    with pytest.raises(ValueError, match='pairing'):
+        scenario_mix(3, pairing='diagonal')

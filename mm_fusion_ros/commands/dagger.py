@@ -10,7 +10,7 @@ this cache and the expert's (`train_cache` as a list, see config/train_dagger.ya
 
 import argparse
 
-from mm_fusion_ros.commands.dataset import camera_size
+from mm_fusion_ros.commands.dataset import add_mix_pairing_argument, camera_size
 
 DAGGER_SEED = 200_000  # training side: below the held-out val/test/closed-loop seeds
 
@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--duration', type=float, default=15.0, help='episode length [s]')
     parser.add_argument('--frame-stride', type=int, default=4, help='keep every k-th frame')
     parser.add_argument('--num-threads', type=int, default=2, help='torch CPU threads')
+    add_mix_pairing_argument(parser)
     parser.add_argument(
         '--camera', type=camera_size, default=None, metavar='WIDTHxHEIGHT',
         help="simulated camera [px] (default: the model's view, twice it with a fovea)")
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
                   'fovea_height', 'fovea_box')
     })
     result = build_cache_from_sim(
-        scenario_mix(args.episodes, seed=args.seed, duration=args.duration),
+        scenario_mix(args.episodes, seed=args.seed, duration=args.duration,
+                     pairing=args.mix_pairing),
         args.out,
         config,
         progress=True,

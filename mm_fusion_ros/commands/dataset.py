@@ -14,7 +14,7 @@ no longer gives it away, and an open-loop ablation scores what each modality see
 import argparse
 from typing import Any
 
-from mm_fusion_ros.sim.scenarios import balanced_mix_length
+from mm_fusion_ros.sim.scenarios import MIX_PAIRINGS, balanced_mix_length
 
 TRAIN_SEED = 0
 VAL_SEED = 500_000  # held-out: best-epoch selection
@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # every scenario type meets every condition (216), so the per-condition rows of the
     # reported figures compare the same scenes (108 left out half of the pairs)
     parser.add_argument('--test-episodes', type=int, default=balanced_mix_length())
+    add_mix_pairing_argument(parser)
     parser.add_argument('--duration', type=float, default=15.0, help='episode length [s]')
     parser.add_argument('--frame-stride', type=int, default=4, help='keep every k-th frame')
     parser.add_argument('--train-seed', type=int, default=TRAIN_SEED)
@@ -86,6 +87,13 @@ def scenario_types(text: str) -> frozenset[str]:
     return names
 
 
+def add_mix_pairing_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        '--mix-pairing', choices=MIX_PAIRINGS, default='balanced',
+        help='how the scenario mix pairs types with conditions (sim.scenarios.scenario_mix; '
+             'first = the formula stages 1-4 of make checkpoint were trained on)')
+
+
 def sim_options(camera: tuple[int, int] | None, config: Any) -> Any:
     """SimOptions rendering `camera`, or by default the cache's view (twice it with a fovea)."""
     from mm_fusion_ros.sim.camera import CameraConfig
@@ -127,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         if split == 'test_perturbed' and not noisy:
             raise SystemExit('test_perturbed needs driving noise (--driving-noise, '
                              '--reaction-delay or --brake-pulse-rate > 0)')
-        episodes_mix = scenario_mix(episodes, seed=seed, duration=args.duration)
+        episodes_mix = scenario_mix(episodes, seed=seed, duration=args.duration,
+                                    pairing=args.mix_pairing)
         if args.scenarios is not None:
             episodes_mix = [e for e in episodes_mix if e.scenario.value in args.scenarios]
         result = build_cache_from_sim(

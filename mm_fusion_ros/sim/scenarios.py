@@ -26,6 +26,7 @@ training should still weight classes or subsample cruise.
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Literal
 
 import numpy as np
 
@@ -261,6 +262,10 @@ MIX_WEIGHTS: dict[ScenarioType, int] = {
 }
 
 
+MixPairing = Literal['balanced', 'first']
+MIX_PAIRINGS: tuple[MixPairing, ...] = ('balanced', 'first')
+
+
 def balanced_mix_length(
     weights: dict[ScenarioType, int] | None = None,
     conditions: tuple[Condition, ...] = CONDITIONS,
@@ -276,20 +281,26 @@ def scenario_mix(
     duration: float = 15.0,
     weights: dict[ScenarioType, int] | None = None,
     conditions: tuple[Condition, ...] = CONDITIONS,
+    pairing: MixPairing = 'balanced',
 ) -> list[ScenarioConfig]:
     """A deterministic list of episodes: types cycle by weight, conditions cycle independently.
 
     Every place in the type cycle moves on by one condition per cycle, so each type meets
-    every condition (the first formula, `i + i // len(cycle)`, paired a 27-long cycle with
-    only 2-6 of the 8 conditions per type: no red light in clear weather, no pedestrian in
-    fog). Seeds run from `seed` upward, so disjoint seed ranges give disjoint train/test sets.
+    every condition. `pairing='first'` keeps the first formula, `i + i // len(cycle)`, which
+    paired a 27-long cycle with only 2-6 of the 8 conditions per type (no red light in clear
+    weather, no pedestrian in fog): stages 1-4 of `make checkpoint` were trained on it, so
+    reproducing them needs it. Seeds run from `seed` upward, so disjoint seed ranges give
+    disjoint train/test sets.
     """
+    if pairing not in MIX_PAIRINGS:
+        raise ValueError(f'pairing must be one of {MIX_PAIRINGS}, not {pairing!r}')
     weights = MIX_WEIGHTS if weights is None else weights
     cycle = [st for st in SCENARIO_TYPES for _ in range(weights.get(st, 0))]
     configs = []
     for i in range(num_episodes):
         st = cycle[i % len(cycle)]
-        cond = conditions[(i // len(cycle) + i % len(cycle)) % len(conditions)]
+        step = i // len(cycle) + (i % len(cycle) if pairing == 'balanced' else i)
+        cond = conditions[step % len(conditions)]
         configs.append(ScenarioConfig(scenario=st, condition=cond, seed=seed + i,
                                       duration=duration))
     return configs
