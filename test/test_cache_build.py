@@ -64,22 +64,30 @@ def test_bag_and_sim_paths_give_identical_caches(bag_dir, tmp_path, stride):
 MODEL_FRAME = FusionModelConfig()  # the cache's default frame layout
 
 
-def test_radar_sequences_match_the_fusion_pipeline(bag_dir, tmp_path):
+@pytest.mark.parametrize('ego_motion', ['raw', 'current_speed'])
+def test_radar_sequences_match_the_fusion_pipeline(bag_dir, tmp_path, ego_motion):
     """The cache's radar history and earlier camera frame equal FusionPipeline's."""
     class _Predictor:
         class config:  # noqa: N801 - attribute shape of FusionModelConfig
             num_frames = 8
             max_points = 64
             camera_history = 0.25
+            radar_ego_motion = ego_motion
 
     frames = run_episode(CONFIGS[0]).frames
-    res = build_cache_from_sim(CONFIGS[:1], tmp_path / 'c')
+    res = build_cache_from_sim(CONFIGS[:1], tmp_path / 'c',
+                               CacheConfig(radar_ego_motion=ego_motion))
+    assert res.manifest['config']['radar_ego_motion'] == ego_motion
     shard = _load(res.out_dir / res.manifest['shards'][0]['file'])
     pipe = FusionPipeline(_Predictor(), PipelineConfig())
     from mm_fusion_ros.bags.reader import open_bag
+    from mm_fusion_ros.sensors.odometry import forward_speed
 
     i = changed = 0
     with open_bag(bag_dir / 'ep0', 'sim') as bag:
+        # the 2 s episode's odometry up front: a camera frame is logged before its reading
+        for m in bag.messages(('odometry',)):
+            pipe.add_odometry(msg_stamp_ns(m.msg), forward_speed(m.msg))
         for m in bag.messages(('image', 'radar')):
             if m.kind == 'radar':
                 pipe.add_radar_msg(m.msg)

@@ -183,6 +183,19 @@ def test_caches_with_different_camera_gaps_do_not_mix(caches, tmp_path):
         CacheSamples([str(root / 'train'), str(other.out_dir)])
 
 
+def test_a_model_refuses_a_cache_of_the_other_radar_frame(caches):
+    """A radar history without the ego's acceleration and a raw one are different inputs."""
+    from mm_fusion_ros.train.data import check_frames
+
+    root, _, _ = caches
+    data = CacheSamples(str(root / 'train'))
+    check_frames(CONFIG, 'train', data)
+    with pytest.raises(ValueError, match='radar_ego_motion'):
+        check_frames(small_config(radar_ego_motion='ground'), 'train', data)
+    with pytest.raises(ValueError, match='radar_ego_motion must be one of'):
+        small_config(radar_ego_motion='compensated')
+
+
 def test_model_grows_a_fovea_from_a_checkpoint(caches, tmp_path, monkeypatch):
     """A stage can add fovea rows to a checkpoint's model; every trained tensor carries over."""
     from mm_fusion_ros.train.trainer import _init_model

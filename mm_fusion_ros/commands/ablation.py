@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     from mm_fusion_ros.evaluation.ablation import ablation_markdown, run_ablation
     from mm_fusion_ros.model.predictor import FusionPredictor
     from mm_fusion_ros.paths import default_checkpoint
-    from mm_fusion_ros.train.data import CacheSamples
+    from mm_fusion_ros.train.data import CacheSamples, check_frames
 
     predictor = FusionPredictor.from_checkpoint(
         args.checkpoint or default_checkpoint(),
@@ -25,7 +25,12 @@ def run(args: argparse.Namespace) -> int:
         num_threads=args.num_threads,
         backend='torch',
     )
-    result = run_ablation(predictor, CacheSamples(args.val_cache))
+    data = CacheSamples(args.val_cache)
+    try:
+        check_frames(predictor.config, 'held-out', data)  # a cache the model cannot read
+    except ValueError as exc:
+        raise SystemExit(f'mm-fusion ablation: {exc}') from exc
+    result = run_ablation(predictor, data)
     print(ablation_markdown(result))
     if args.json:
         with open(args.json, 'w') as f:

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     config = CacheConfig(frame_stride=args.frame_stride, **{
         k: getattr(model, k)
         for k in ('image_height', 'image_width', 'num_frames', 'max_points', 'camera_history',
-                  'fovea_height', 'fovea_box')
+                  'radar_ego_motion', 'fovea_height', 'fovea_box')
     })
     result = build_cache_from_sim(
         scenario_mix(args.episodes, seed=args.seed, duration=args.duration,

@@ -14,6 +14,7 @@ no longer gives it away, and an open-loop ablation scores what each modality see
 import argparse
 from typing import Any
 
+from mm_fusion_ros.sensors.ego_motion import RADAR_EGO_MOTION
 from mm_fusion_ros.sim.scenarios import MIX_PAIRINGS, balanced_mix_length
 
 TRAIN_SEED = 0
@@ -59,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--fovea-height', type=int, default=0,
         help='[px] fovea rows below the 256x128 view (FusionModelConfig.fovea_height; 0 = none)')
+    parser.add_argument(
+        '--radar-ego-motion', choices=RADAR_EGO_MOTION, default='raw',
+        help="how the radar history shows the ego's motion (FusionModelConfig.radar_ego_motion)")
     parser.add_argument(
         '--camera', type=camera_size, default=None, metavar='WIDTHxHEIGHT',
         help='simulated camera [px] (default: 256x128, twice that with a fovea)')
@@ -117,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     ])
     if any(a + n > b for (a, n), (b, _) in zip(ranges, ranges[1:], strict=False)):
         raise SystemExit('train, val and test seed ranges overlap')
-    config = CacheConfig(frame_stride=args.frame_stride, fovea_height=args.fovea_height)
+    config = CacheConfig(frame_stride=args.frame_stride, fovea_height=args.fovea_height,
+                         radar_ego_motion=args.radar_ego_motion)
     options = sim_options(args.camera, config)
     wanted = {s.strip() for s in args.splits.split(',')}
     unknown = wanted - set(SPLITS)

@@ -65,6 +65,11 @@ from mm_fusion_ros.bags.writer import DEFAULT_BASE_TIME_NS, episode_info, frame_
 from mm_fusion_ros.model.config import FOVEA_BOX
 from mm_fusion_ros.model.preprocess import compose_frame
 from mm_fusion_ros.sensors.camera_history import CameraHistory
+from mm_fusion_ros.sensors.ego_motion import (
+    RADAR_EGO_MOTION,
+    compensate_ego_motion,
+    frame_speeds,
+)
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer, OdometryError, forward_speed
 from mm_fusion_ros.sensors.pointcloud import PointCloudMsg, create_cloud
@@ -103,6 +108,7 @@ class CacheConfig:
     reorder_window: float = 0.5  # [s] how long a camera frame waits for late radar/labels
     odometry_max_age: float = 0.2  # [s] older odometry leaves the sample's ego speed unknown
     camera_history: float = 0.25  # [s] FusionModelConfig.camera_history (earlier frame)
+    radar_ego_motion: str = 'raw'  # FusionModelConfig.radar_ego_motion
     max_message_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
@@ -112,6 +118,8 @@ class CacheConfig:
             raise ValueError(f'points_dtype must be float32 or float16, got {self.points_dtype}')
         if self.reorder_window < 2 * self.sync_slop:
             raise ValueError('reorder_window must be >= 2 * sync_slop')
+        if self.radar_ego_motion not in RADAR_EGO_MOTION:
+            raise ValueError(f'radar_ego_motion must be one of {RADAR_EGO_MOTION}')
 
     def sequence_config(self) -> RadarSequenceConfig:
         return RadarSequenceConfig(num_frames=self.num_frames, max_points=self.max_points,
@@ -163,6 +171,9 @@ class _EpisodeSampler:
             return None
         seq = self.buffer.sequence(stamp_ns)
         speed = self.ego_speed.at(stamp_ns, round(self.cfg.sync_slop * NS))  # as FusionPipeline
+        if self.cfg.radar_ego_motion != 'raw':
+            seq = compensate_ego_motion(seq, frame_speeds(seq, stamp_ns, self.ego_speed), speed,
+                                        self.cfg.radar_ego_motion)
         info = self.info
         return {
             'image': image, 'previous_image': image if previous is None else previous,

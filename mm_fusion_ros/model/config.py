@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from mm_fusion_ros.actions import ACTION_LABELS
+from mm_fusion_ros.sensors.ego_motion import RADAR_EGO_MOTION
 from mm_fusion_ros.sensors.radar_features import (
     CANONICAL_RADAR_FEATURES,
     OPTIONAL_RADAR_FEATURES,
@@ -53,6 +54,9 @@ class FusionModelConfig:
     # (left, top, right, bottom) of the source frame, as fractions of its width / height:
     # the middle half of the width, from just above the horizon to 24 px (of 128) below it.
     fovea_box: tuple[float, float, float, float] = FOVEA_BOX
+    # How the radar history shows the ego's own motion (`sensors/ego_motion.RADAR_EGO_MOTION`):
+    # 'raw' as measured, 'ground' or 'current_speed' with the ego's acceleration taken out.
+    radar_ego_motion: str = 'raw'
 
     # -- image branch (ResNet-style: stride-2 stem, BasicBlock stages) -----------------------
     stem_width: int = 16                              # channels after the 3x3 stride-2 stem
@@ -112,6 +116,8 @@ class FusionModelConfig:
         h, w = self.image_grid
         if h < 1 or w < 1:
             raise ValueError(f'image {self.image_height}x{self.image_width} too small for stride')
+        if self.radar_ego_motion not in RADAR_EGO_MOTION:
+            raise ValueError(f'radar_ego_motion must be one of {RADAR_EGO_MOTION}')
         if self.camera_history < 0 or not 0.0 <= self.history_dropout <= 1.0:
             raise ValueError('need camera_history >= 0 s and history_dropout in [0, 1]')
         if self.num_frames < 1 or self.max_points < 1:

@@ -131,6 +131,10 @@ def check_frames(model: FusionModelConfig, name: str, data: CacheSamples) -> Non
     if not math.isclose(data.camera_history, model.camera_history):
         raise ValueError(f'{name} cache pairs camera frames {data.camera_history} s apart, the '
                          f'model expects camera_history {model.camera_history} s')
+    ego_motion = {str(c.manifest['config'].get('radar_ego_motion', 'raw')) for c in data.caches}
+    if ego_motion != {model.radar_ego_motion}:
+        raise ValueError(f'{name} cache holds radar_ego_motion {sorted(ego_motion)}, the model '
+                         f'expects {model.radar_ego_motion!r}')
     height, width, fovea_height, fovea_box = data.frame_layout
     fovea_ok = model.fovea_height == 0 or (
         model.fovea_height == fovea_height
