@@ -14,7 +14,7 @@ import numpy as np
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.decision import Decision, DecisionSource
 from mm_fusion_ros.sensors.camera_history import CameraHistory
-from mm_fusion_ros.sensors.ego_motion import compensate_ego_motion, frame_speeds
+from mm_fusion_ros.sensors.ego_motion import ego_motion_sequence
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer
 from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig, preprocess_radar
@@ -98,12 +98,9 @@ class FusionPipeline:
 
     def sequence(self, camera_stamp_ns: int) -> RadarSequence:
         """The model's radar window, showing the ego's motion as the model was trained on."""
-        seq = self.radar.sequence(camera_stamp_ns)
-        mode = self.predictor.config.radar_ego_motion
-        if mode != 'raw':
-            speeds = frame_speeds(seq, camera_stamp_ns, self.ego_speed)
-            seq = compensate_ego_motion(seq, speeds, self.speed_at(camera_stamp_ns), mode)
-        return seq
+        return ego_motion_sequence(self.radar.sequence(camera_stamp_ns), camera_stamp_ns,
+                                   self.ego_speed, self.speed_at(camera_stamp_ns),
+                                   self.predictor.config.radar_ego_motion)
 
     def radar_degraded_reason(self, seq: RadarSequence) -> str:
         if not seq.frame_mask.any():

@@ -65,11 +65,7 @@ from mm_fusion_ros.bags.writer import DEFAULT_BASE_TIME_NS, episode_info, frame_
 from mm_fusion_ros.model.config import FOVEA_BOX
 from mm_fusion_ros.model.preprocess import compose_frame
 from mm_fusion_ros.sensors.camera_history import CameraHistory
-from mm_fusion_ros.sensors.ego_motion import (
-    RADAR_EGO_MOTION,
-    compensate_ego_motion,
-    frame_speeds,
-)
+from mm_fusion_ros.sensors.ego_motion import check_radar_ego_motion, ego_motion_sequence
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer, OdometryError, forward_speed
 from mm_fusion_ros.sensors.pointcloud import PointCloudMsg, create_cloud
@@ -118,8 +114,7 @@ class CacheConfig:
             raise ValueError(f'points_dtype must be float32 or float16, got {self.points_dtype}')
         if self.reorder_window < 2 * self.sync_slop:
             raise ValueError('reorder_window must be >= 2 * sync_slop')
-        if self.radar_ego_motion not in RADAR_EGO_MOTION:
-            raise ValueError(f'radar_ego_motion must be one of {RADAR_EGO_MOTION}')
+        check_radar_ego_motion(self.radar_ego_motion)
 
     def sequence_config(self) -> RadarSequenceConfig:
         return RadarSequenceConfig(num_frames=self.num_frames, max_points=self.max_points,
@@ -169,11 +164,9 @@ class _EpisodeSampler:
         self.labelled += 1
         if not keep:
             return None
-        seq = self.buffer.sequence(stamp_ns)
         speed = self.ego_speed.at(stamp_ns, round(self.cfg.sync_slop * NS))  # as FusionPipeline
-        if self.cfg.radar_ego_motion != 'raw':
-            seq = compensate_ego_motion(seq, frame_speeds(seq, stamp_ns, self.ego_speed), speed,
-                                        self.cfg.radar_ego_motion)
+        seq = ego_motion_sequence(self.buffer.sequence(stamp_ns), stamp_ns, self.ego_speed, speed,
+                                  self.cfg.radar_ego_motion)
         info = self.info
         return {
             'image': image, 'previous_image': image if previous is None else previous,

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from mm_fusion_ros.actions import ACTION_LABELS
-from mm_fusion_ros.sensors.ego_motion import RADAR_EGO_MOTION
+from mm_fusion_ros.sensors.ego_motion import check_radar_ego_motion
 from mm_fusion_ros.sensors.radar_features import (
     CANONICAL_RADAR_FEATURES,
     OPTIONAL_RADAR_FEATURES,
@@ -116,8 +116,7 @@ class FusionModelConfig:
         h, w = self.image_grid
         if h < 1 or w < 1:
             raise ValueError(f'image {self.image_height}x{self.image_width} too small for stride')
-        if self.radar_ego_motion not in RADAR_EGO_MOTION:
-            raise ValueError(f'radar_ego_motion must be one of {RADAR_EGO_MOTION}')
+        check_radar_ego_motion(self.radar_ego_motion)
         if self.camera_history < 0 or not 0.0 <= self.history_dropout <= 1.0:
             raise ValueError('need camera_history >= 0 s and history_dropout in [0, 1]')
         if self.num_frames < 1 or self.max_points < 1:

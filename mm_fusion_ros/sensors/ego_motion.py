@@ -35,6 +35,23 @@ _X, _Y, _Z = (CANONICAL_RADAR_FEATURES.index(k) for k in ('x', 'y', 'z'))
 _VR = CANONICAL_RADAR_FEATURES.index('radial_velocity')
 
 
+def check_radar_ego_motion(mode: str) -> None:
+    """Raise ValueError unless `mode` is one of `RADAR_EGO_MOTION`."""
+    if mode not in RADAR_EGO_MOTION:
+        raise ValueError(f'radar_ego_motion must be one of {RADAR_EGO_MOTION}, not {mode!r}')
+
+
+def ego_motion_sequence(
+    seq: RadarSequence, camera_stamp_ns: int, ego_speed: EgoSpeedBuffer,
+    camera_speed: float | None, mode: str,
+) -> RadarSequence:
+    """`seq` in `mode`, the per-frame speeds read from `ego_speed` (cache builder and pipeline)."""
+    if mode == 'raw':
+        return seq
+    return compensate_ego_motion(seq, frame_speeds(seq, camera_stamp_ns, ego_speed),
+                                 camera_speed, mode)
+
+
 def compensate_ego_motion(
     seq: RadarSequence, frame_speeds: np.ndarray, camera_speed: float | None,
     mode: str = 'current_speed',
@@ -45,8 +62,7 @@ def compensate_ego_motion(
     (the camera-time speed stands in). 'raw', or no camera-time speed (no odometry: the model
     then runs its no-speed path anyway), returns `seq` itself.
     """
-    if mode not in RADAR_EGO_MOTION:
-        raise ValueError(f'radar ego motion must be one of {RADAR_EGO_MOTION}, not {mode!r}')
+    check_radar_ego_motion(mode)
     if mode == 'raw' or camera_speed is None or not math.isfinite(camera_speed):
         return seq
     v_now = np.float32(camera_speed)
