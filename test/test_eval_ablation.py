@@ -46,3 +46,57 @@ def test_on_policy_scores_each_driver_on_its_own_frames():
     assert r.macro_f1['camera']['fog'] < 1.0 and r.macro_f1['radar']['fog'] < 1.0
     assert r.margin_over_best_single('camera_degraded') > 0
     assert '| fog | 2 |' in ablation_markdown(r)
+
+
+def test_samples_from_label_change_counts_within_each_episode():
+    from mm_fusion_ros.evaluation.ablation import samples_from_label_change
+
+    # episode 0 (stamps shuffled): labels 0 0 0 1 1 0; episode 1 never changes
+    actions = np.array([1, 0, 0, 0, 1, 0, 2, 2, 2])
+    episodes = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1])
+    stamps = np.array([4, 1, 0, 2, 3, 5, 0, 1, 2])
+    d = samples_from_label_change(actions, episodes, stamps)
+    # by stamp, episode 0 reads 0 0 0 1 1 0: changes between stamps 2|3 and 4|5
+    assert d.tolist() == [0, 1, 2, 0, 0, 0, 9, 9, 9]
+
+
+def test_timing_bound_keeps_only_errors_at_a_label_change():
+    from mm_fusion_ros.evaluation.ablation import CachePredictions, timing_bound
+
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # one change, between samples 3 and 4
+    fused = np.array([0, 1, 0, 1, 1, 1, 1, 1])  # wrong at 1 (far) and 3 (at the change)
+    p = CachePredictions(
+        y_true=y,
+        preds={'fused': fused, 'camera': np.zeros(8, np.int64), 'radar': y.copy()},
+        conditions=np.array(['fog'] * 8, object),
+        episodes=np.zeros(8, np.int64),
+        stamps_ns=np.arange(8),
+    )
+    b = timing_bound(p, window=1)
+    assert b.near_change['all'] == pytest.approx(2 / 8)
+    assert b.fused['all'] < b.fused_bound['all'] < 1.0  # the error at the change stays
+    assert b.best_single['all'] == 1.0  # radar
+    assert b.samples['camera_degraded'] == 8
+    assert timing_bound(p, window=3).fused_bound['all'] == pytest.approx(b.fused['all'])
+
+
+def test_ablation_command_prints_and_writes_the_timing_bound(tmp_path, capsys):
+    import json
+
+    from mm_fusion_ros.cli import main as cli_main
+
+    out = tmp_path / 'cache'
+    assert cli_main(['dataset', '--out', str(out), '--splits', 'test', '--test-episodes', '2',
+                     '--duration', '2', '--frame-stride', '4']) == 0
+    capsys.readouterr()
+    report = tmp_path / 'ablation.json'
+    assert cli_main(['ablation', '--val-cache', str(out / 'test'), '--timing-bound', '1',
+                     '--json', str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert 'fused, only timing errors left' in printed
+    result = json.loads(report.read_text())
+    bound = result['timing_bound']
+    assert bound['window'] == 1 and bound['samples'] == result['samples']
+    for row, f1 in bound['fused'].items():
+        assert f1 == result['macro_f1']['fused'][row]
+        assert bound['fused_bound'][row] >= f1  # correcting errors never lowers the score

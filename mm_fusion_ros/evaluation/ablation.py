@@ -4,14 +4,16 @@ One checkpoint, three modality flags (the model was trained with modality dropou
 single-modality runs use the same weights and their learned missing-modality token). Every
 run gets the ego speed (odometry is not a perception modality; a stack always has it).
 
-Two ways to score it. Open loop (`run_ablation`): every modality sees the same recorded
-frames, driven by the expert. There the ego's own motion shows the expert's decision (it brakes
-from the first STOP frame on), so a modality that cannot see a cause still reads the effect:
-radar-only "knows" a red light once the recorded ego slows for it. On policy
+Two ways to score it. Open loop (`predict_cache`, then `summarize_ablation`): every modality
+sees the same recorded frames, driven by the expert. There the ego's own motion shows the
+expert's decision (it brakes from the first STOP frame on), so a modality that cannot see a
+cause still reads the effect: radar-only "knows" a red light once the recorded ego slows for
+it. On policy
 (`on_policy_ablation`): each modality drives the simulator itself (through the safety layer,
 as in the node) and its model's decisions are scored against the expert's label for the states
 its own driving reached, as in deployment, where the ego's motion follows the model and not an
-expert.
+expert. `timing_bound` says how much of the open-loop gap is left to close at all: the fused
+score with only its errors at a change of the expert's label left.
 """
 
 from collections.abc import Sequence
@@ -38,13 +40,26 @@ class AblationResult:
         return 100.0 * (f['fused'][row] - max(f['camera'][row], f['radar'][row]))
 
 
-def run_ablation(predictor, dataset, batch_size: int = 128) -> AblationResult:
-    """Evaluate every modality on a cache dataset (`train.data.CacheSamples`)."""
+@dataclass
+class CachePredictions:
+    """Every modality's decision on every sample of a cache, and where each sample lies."""
+
+    y_true: np.ndarray  # (S,) expert action
+    preds: dict[str, np.ndarray]  # modality -> (S,) action
+    conditions: np.ndarray  # (S,) str
+    episodes: np.ndarray  # (S,) episode index in the cache
+    stamps_ns: np.ndarray  # (S,) camera stamp
+
+
+def predict_cache(predictor, dataset, batch_size: int = 128) -> CachePredictions:
+    """Run every modality on a cache dataset (`train.data.CacheSamples`)."""
     from mm_fusion_ros.sensors.radar_sequence import RadarSequence
 
     n = len(dataset)
     y_true = np.empty(n, np.int64)
     conditions = np.empty(n, object)
+    episodes = np.empty(n, np.int64)
+    stamps = np.empty(n, np.int64)
     preds = {m: np.empty(n, np.int64) for m in MODALITIES}
     for start in range(0, n, batch_size):
         items = [dataset[i] for i in range(start, min(n, start + batch_size))]
@@ -58,10 +73,94 @@ def run_ablation(predictor, dataset, batch_size: int = 128) -> AblationResult:
         sl = slice(start, start + len(items))
         y_true[sl] = [int(s['action']) for s in items]
         conditions[sl] = [s['condition'] for s in items]
+        episodes[sl] = [int(s['episode']) for s in items]
+        stamps[sl] = [int(s['stamp_ns']) for s in items]
         for m in MODALITIES:
             preds[m][sl] = predictor.predict_batch(rgbs, seqs, m, batch_size, speeds,
                                                    previous, composed=True).actions
-    return summarize_ablation(y_true, preds, conditions)
+    return CachePredictions(y_true, preds, conditions, episodes, stamps)
+
+
+def samples_from_label_change(
+    actions: np.ndarray, episodes: np.ndarray, stamps_ns: np.ndarray
+) -> np.ndarray:
+    """(S,) samples between each sample and the nearest change of the label in its episode.
+
+    0 for the two samples on either side of a change; `len(actions)` where an episode's label
+    never changes. An error there is timing: the right decision a sample early or late.
+    """
+    distance = np.full(len(actions), len(actions), np.int64)
+    for episode in np.unique(episodes):
+        idx = np.flatnonzero(episodes == episode)
+        idx = idx[np.argsort(stamps_ns[idx], kind='stable')]
+        labels = actions[idx]
+        last_before = np.flatnonzero(labels[1:] != labels[:-1])  # a change after these
+        if len(last_before) == 0:
+            continue
+        pos = np.arange(len(idx))
+        # nearest change at or after / before each position
+        after = np.searchsorted(last_before, pos)
+        to_next = np.where(after < len(last_before),
+                           last_before[np.minimum(after, len(last_before) - 1)] - pos, len(pos))
+        before = np.searchsorted(last_before + 1, pos, side='right') - 1
+        to_prev = np.where(before >= 0, pos - (last_before[np.maximum(before, 0)] + 1), len(pos))
+        distance[idx] = np.minimum(to_next, to_prev)
+    return distance
+
+
+@dataclass
+class TimingBound:
+    """How far fused could rise if only its errors next to a label change remained."""
+
+    window: int  # samples from a change that count as timing
+    samples: dict[str, int]
+    near_change: dict[str, float]  # row -> share of the samples within the window
+    fused: dict[str, float]  # row -> fused macro-F1 as measured
+    fused_bound: dict[str, float]  # row -> fused macro-F1, errors outside the window made right
+    best_single: dict[str, float]  # row -> the better single modality's measured macro-F1
+
+
+def timing_bound(p: CachePredictions, window: int) -> TimingBound:
+    """Fused macro-F1 with all its errors but the timing ones corrected, against the singles.
+
+    An upper bound on what better perception alone gives the fused model on these frames:
+    where it stays below best single + 10 points, the margin target needs a weaker single
+    modality or the label's switching frames themselves.
+    """
+    near = samples_from_label_change(p.y_true, p.episodes, p.stamps_ns) < window
+    fused = p.preds['fused']
+    corrected = np.where(near, fused, p.y_true)
+    singles = [m for m in MODALITIES if m != 'fused']
+    runs = {
+        'fused': (p.y_true, fused, p.conditions),
+        'bound': (p.y_true, corrected, p.conditions),
+        **{m: (p.y_true, p.preds[m], p.conditions) for m in singles},
+    }
+    r = _summarize(runs)
+    rows = _condition_rows(p.conditions)
+    return TimingBound(
+        window=window,
+        samples=r.samples,
+        near_change={row: float(near[rows[row]].mean()) for row in r.conditions},
+        fused=r.macro_f1['fused'],
+        fused_bound=r.macro_f1['bound'],
+        best_single={row: max(r.macro_f1[m][row] for m in singles) for row in r.conditions},
+    )
+
+
+def timing_bound_markdown(b: TimingBound) -> str:
+    lines = [
+        f'| subset | samples | within {b.window} of a label change | fused macro-F1 | '
+        'fused, only timing errors left | best single | bound − best single [points] |',
+        '|' + '---|' * 7,
+    ]
+    for row, n in b.samples.items():
+        lines.append(
+            f'| {row} | {n} | {b.near_change[row]:.3f} | {b.fused[row]:.3f} | '
+            f'{b.fused_bound[row]:.3f} | {b.best_single[row]:.3f} | '
+            f'{100 * (b.fused_bound[row] - b.best_single[row]):+.1f} |'
+        )
+    return '\n'.join(lines)
 
 
 def summarize_ablation(
