@@ -94,17 +94,10 @@ def samples_from_label_change(
         idx = np.flatnonzero(episodes == episode)
         idx = idx[np.argsort(stamps_ns[idx], kind='stable')]
         labels = actions[idx]
-        last_before = np.flatnonzero(labels[1:] != labels[:-1])  # a change after these
-        if len(last_before) == 0:
-            continue
-        pos = np.arange(len(idx))
-        # nearest change at or after / before each position
-        after = np.searchsorted(last_before, pos)
-        to_next = np.where(after < len(last_before),
-                           last_before[np.minimum(after, len(last_before) - 1)] - pos, len(pos))
-        before = np.searchsorted(last_before + 1, pos, side='right') - 1
-        to_prev = np.where(before >= 0, pos - (last_before[np.maximum(before, 0)] + 1), len(pos))
-        distance[idx] = np.minimum(to_next, to_prev)
+        changes = np.flatnonzero(labels[1:] != labels[:-1]) + 0.5  # between two samples
+        if len(changes):
+            pos = np.arange(len(idx))
+            distance[idx] = np.abs(pos[:, None] - changes[None, :]).min(axis=1) - 0.5
     return distance
 
 
