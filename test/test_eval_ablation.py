@@ -61,7 +61,11 @@ def test_samples_from_label_change_counts_within_each_episode():
 
 
 def test_timing_bound_keeps_only_errors_at_a_label_change():
-    from mm_fusion_ros.evaluation.ablation import CachePredictions, timing_bound
+    from mm_fusion_ros.evaluation.ablation import (
+        CachePredictions,
+        timing_bound,
+        timing_bound_markdown,
+    )
 
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # one change, between samples 3 and 4
     fused = np.array([0, 1, 0, 1, 1, 1, 1, 1])  # wrong at 1 (far) and 3 (at the change)
@@ -72,12 +76,15 @@ def test_timing_bound_keeps_only_errors_at_a_label_change():
         episodes=np.zeros(8, np.int64),
         stamps_ns=np.arange(8),
     )
+    r = summarize_ablation(p.y_true, p.preds, p.conditions)
     b = timing_bound(p, window=1)
     assert b.near_change['all'] == pytest.approx(2 / 8)
-    assert b.fused['all'] < b.fused_bound['all'] < 1.0  # the error at the change stays
-    assert b.best_single['all'] == 1.0  # radar
-    assert b.samples['camera_degraded'] == 8
-    assert timing_bound(p, window=3).fused_bound['all'] == pytest.approx(b.fused['all'])
+    assert r.macro_f1['fused']['all'] < b.fused_bound['all'] < 1.0  # the change's error stays
+    assert r.best_single('all') == 1.0  # radar
+    assert b.near_change.keys() == r.samples.keys() and r.samples['camera_degraded'] == 8
+    wide = timing_bound(p, window=3)  # both errors count as timing
+    assert wide.fused_bound['all'] == pytest.approx(r.macro_f1['fused']['all'])
+    assert '| camera_degraded | 8 | 0.250 |' in timing_bound_markdown(r, b)
 
 
 def test_ablation_command_prints_and_writes_the_timing_bound(tmp_path, capsys):
@@ -96,7 +103,6 @@ def test_ablation_command_prints_and_writes_the_timing_bound(tmp_path, capsys):
     assert 'fused, only timing errors left' in printed
     result = json.loads(report.read_text())
     bound = result['timing_bound']
-    assert bound['window'] == 1 and bound['samples'] == result['samples']
-    for row, f1 in bound['fused'].items():
-        assert f1 == result['macro_f1']['fused'][row]
+    assert bound['window'] == 1 and bound['fused_bound'].keys() == result['samples'].keys()
+    for row, f1 in result['macro_f1']['fused'].items():
         assert bound['fused_bound'][row] >= f1  # correcting errors never lowers the score

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.timing_bound > 0:
         bound = timing_bound(predictions, args.timing_bound)
         print()
-        print(timing_bound_markdown(bound))
+        print(timing_bound_markdown(result, bound))
         out['timing_bound'] = asdict(bound)
     if args.json:
         with open(args.json, 'w') as f:

@@ -34,10 +34,13 @@ class AblationResult:
     accuracy: dict[str, dict[str, float]]
     samples: dict[str, int]
 
+    def best_single(self, row: str) -> float:
+        """The better single modality's macro-F1."""
+        return max(self.macro_f1['camera'][row], self.macro_f1['radar'][row])
+
     def margin_over_best_single(self, row: str) -> float:
         """Fused macro-F1 minus the better single modality's, in points (x100)."""
-        f = self.macro_f1
-        return 100.0 * (f['fused'][row] - max(f['camera'][row], f['radar'][row]))
+        return 100.0 * (self.macro_f1['fused'][row] - self.best_single(row))
 
 
 @dataclass
@@ -106,52 +109,41 @@ class TimingBound:
     """How far fused could rise if only its errors next to a label change remained."""
 
     window: int  # samples from a change that count as timing
-    samples: dict[str, int]
     near_change: dict[str, float]  # row -> share of the samples within the window
-    fused: dict[str, float]  # row -> fused macro-F1 as measured
     fused_bound: dict[str, float]  # row -> fused macro-F1, errors outside the window made right
-    best_single: dict[str, float]  # row -> the better single modality's measured macro-F1
 
 
 def timing_bound(p: CachePredictions, window: int) -> TimingBound:
-    """Fused macro-F1 with all its errors but the timing ones corrected, against the singles.
+    """Fused macro-F1 with all its errors but the timing ones corrected.
 
     An upper bound on what better perception alone gives the fused model on these frames:
     where it stays below best single + 10 points, the margin target needs a weaker single
     modality or the label's switching frames themselves.
     """
     near = samples_from_label_change(p.y_true, p.episodes, p.stamps_ns) < window
-    fused = p.preds['fused']
-    corrected = np.where(near, fused, p.y_true)
-    singles = [m for m in MODALITIES if m != 'fused']
-    runs = {
-        'fused': (p.y_true, fused, p.conditions),
-        'bound': (p.y_true, corrected, p.conditions),
-        **{m: (p.y_true, p.preds[m], p.conditions) for m in singles},
-    }
-    r = _summarize(runs)
+    corrected = np.where(near, p.preds['fused'], p.y_true)
+    r = _summarize({'fused': (p.y_true, corrected, p.conditions)})
     rows = _condition_rows(p.conditions)
     return TimingBound(
         window=window,
-        samples=r.samples,
         near_change={row: float(near[rows[row]].mean()) for row in r.conditions},
-        fused=r.macro_f1['fused'],
-        fused_bound=r.macro_f1['bound'],
-        best_single={row: max(r.macro_f1[m][row] for m in singles) for row in r.conditions},
+        fused_bound=r.macro_f1['fused'],
     )
 
 
-def timing_bound_markdown(b: TimingBound) -> str:
+def timing_bound_markdown(result: AblationResult, bound: TimingBound) -> str:
+    """The bound next to the measured scores (`result`, of the same predictions)."""
     lines = [
-        f'| subset | samples | within {b.window} of a label change | fused macro-F1 | '
+        f'| subset | samples | within {bound.window} of a label change | fused macro-F1 | '
         'fused, only timing errors left | best single | bound − best single [points] |',
         '|' + '---|' * 7,
     ]
-    for row, n in b.samples.items():
+    for row in result.conditions:
+        best = result.best_single(row)
         lines.append(
-            f'| {row} | {n} | {b.near_change[row]:.3f} | {b.fused[row]:.3f} | '
-            f'{b.fused_bound[row]:.3f} | {b.best_single[row]:.3f} | '
-            f'{100 * (b.fused_bound[row] - b.best_single[row]):+.1f} |'
+            f'| {row} | {result.samples[row]} | {bound.near_change[row]:.3f} | '
+            f'{result.macro_f1["fused"][row]:.3f} | {bound.fused_bound[row]:.3f} | {best:.3f} | '
+            f'{100 * (bound.fused_bound[row] - best):+.1f} |'
         )
     return '\n'.join(lines)
 
