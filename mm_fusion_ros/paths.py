@@ -1,4 +1,8 @@
-"""Where the package's data lives: config/, launch/ and the shipped checkpoint."""
+"""Where the package's data lives, and the one place for "empty means the default" rules.
+
+`resolve_checkpoint` and `resolve_params_file` turn a user's value (empty or a path) into the
+file to read; every node, command and launch file calls them instead of its own fallback.
+"""
 
 from pathlib import Path
 
@@ -38,7 +42,18 @@ def checkpoints_dir() -> Path:
 
 
 DEFAULT_CHECKPOINT = 'fusion_default.pt'
+PARAMS_FILE = 'params.yaml'  # the node parameters of every graph (config/params.yaml)
 
 
 def default_checkpoint() -> Path:
     return checkpoints_dir() / DEFAULT_CHECKPOINT
+
+
+def resolve_checkpoint(value: str | Path | None) -> Path:
+    """The checkpoint to load: empty or None means the one shipped in the package."""
+    return Path(value).expanduser() if value not in (None, '') else default_checkpoint()
+
+
+def resolve_params_file(value: str | Path | None) -> Path:
+    """The node parameters file: empty or None means the shipped `config/params.yaml`."""
+    return Path(value).expanduser() if value not in (None, '') else config_dir() / PARAMS_FILE
