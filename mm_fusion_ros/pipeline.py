@@ -1,11 +1,12 @@
-"""One frame through the fusion stack: radar conversion, preprocessing, history, model.
+"""One frame through the fusion stack: the sensor front end, then the model.
 
-The fusion node and offline bag evaluation both run this class, so replaying a bag offline
-and through the live node goes through exactly the same sync, preprocessing and model path.
+The fusion node, offline bag evaluation and the closed loop run this class, and the training
+cache runs its front end (`sensors.front_end`), so replaying a bag offline, through the live
+node, and building training data go through the same geometry, sync and preprocessing.
 Pure core: takes message-like objects, never imports rclpy.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import math
 from typing import Any
 
@@ -13,18 +14,14 @@ import numpy as np
 
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.decision import Decision, DecisionSource
-from mm_fusion_ros.sensors.camera_history import CameraHistory
-from mm_fusion_ros.sensors.ego_motion import ego_motion_sequence
+from mm_fusion_ros.safety import SafetyConfig
+from mm_fusion_ros.sensors.front_end import FrontEndConfig, SensorFrontEnd, SensorRig
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer
-from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig, preprocess_radar
-from mm_fusion_ros.sensors.radar_presets import load_preset
-from mm_fusion_ros.sensors.radar_sequence import (
-    RadarSequence,
-    RadarSequenceBuffer,
-    RadarSequenceConfig,
-)
+from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig
+from mm_fusion_ros.sensors.radar_sequence import RadarSequence, RadarSequenceBuffer
 from mm_fusion_ros.sensors.sync import msg_stamp_ns
+from mm_fusion_ros.sim.camera import CameraConfig
 
 NS = 1_000_000_000
 
@@ -36,71 +33,71 @@ class PipelineConfig:
     # synchronised (the approximate-time slop); older means the radar slot is missing.
     sync_slop: float = 0.06
     preprocess: RadarPreprocessConfig = field(default_factory=RadarPreprocessConfig)
-    fallback_acceleration: float = -3.0  # [m/s^2] when the camera frame is unusable
+    fallback_acceleration: float = SafetyConfig.fallback_acceleration  # unusable camera frame
     # [s] odometry older than this at the camera stamp leaves the ego speed unknown (the model
     # then runs its trained no-speed path and the decision is marked degraded).
     odometry_max_age: float = 0.2
+    rig: SensorRig = field(default_factory=SensorRig)  # mounts, camera (default: as trained)
 
 
 class FusionPipeline:
-    """Keeps the sensor histories and turns (camera frames, radar history) into a Decision."""
+    """The sensor front end of one stream plus the model: frames in, a Decision out."""
 
     def __init__(self, predictor: Any, config: PipelineConfig | None = None) -> None:
         self.config = config or PipelineConfig()
         self.predictor = predictor
-        model_cfg = predictor.config
-        self._to_canonical = load_preset(self.config.radar_preset).converter()
-        self.radar = RadarSequenceBuffer(
-            RadarSequenceConfig(
-                num_frames=model_cfg.num_frames,
-                max_points=model_cfg.max_points,
-                future_tolerance=self.config.sync_slop,
-            )
-        )
-        self.ego_speed = EgoSpeedBuffer(self.config.odometry_max_age)
-        gap = model_cfg.camera_history
-        self.camera = CameraHistory(gap) if gap > 0 else None
+        self.front = SensorFrontEnd(front_end_config(self.config, predictor.config))
+
+    @property
+    def radar(self) -> RadarSequenceBuffer:
+        return self.front.radar
+
+    @property
+    def ego_speed(self) -> EgoSpeedBuffer:
+        return self.front.ego_speed
 
     # -- radar ------------------------------------------------------------------------------
     def radar_points(self, cloud: Any) -> np.ndarray:
-        """Canonical, cleaned (N, F) points of one cloud (raises on a malformed cloud)."""
-        return preprocess_radar(self._to_canonical(cloud), self.config.preprocess)
+        """Cleaned (N, F) points of one cloud in the model radar frame (raises on bad ones)."""
+        return self.front.radar_points(cloud)
 
     def add_radar(self, stamp_ns: int, points: np.ndarray) -> None:
-        self.radar.push(stamp_ns, points)
+        self.front.add_radar(stamp_ns, points)
 
     def add_radar_msg(self, cloud: Any) -> np.ndarray:
         points = self.radar_points(cloud)
         self.add_radar(msg_stamp_ns(cloud), points)
         return points
 
-    def newest_radar_ns(self) -> int | None:
-        stamps = self.radar.stamps
-        return stamps[-1] if stamps else None
-
     def radar_ready(self, camera_stamp_ns: int) -> bool:
         """True when a radar frame within the slop of the camera stamp is buffered."""
-        newest = self.newest_radar_ns()
+        newest = self.front.newest_radar_ns()
         return newest is not None and newest >= camera_stamp_ns - self.config.sync_slop * NS
 
     # -- odometry -----------------------------------------------------------------------------
     def add_odometry(self, stamp_ns: int, speed: float) -> None:
-        self.ego_speed.push(stamp_ns, speed)
+        self.front.add_odometry(stamp_ns, speed)
+
+    def set_odometry_max_age(self, seconds: float) -> None:
+        self.config = replace(self.config, odometry_max_age=seconds)
+        self.front.ego_speed.max_age_ns = round(seconds * NS)
 
     def speed_at(self, camera_stamp_ns: int) -> float | None:
         """Ego speed [m/s] for a camera frame (odometry up to the sync slop later counts)."""
-        return self.ego_speed.at(camera_stamp_ns, round(self.config.sync_slop * NS))
+        return self.front.speed_at(camera_stamp_ns)
 
     # -- camera + model ---------------------------------------------------------------------
+    def camera_view(self, rgb: np.ndarray) -> np.ndarray:
+        """A decoded frame in the training camera's view (CameraInfoError on a mismatch)."""
+        return self.front.camera_view(rgb)
+
     def add_camera(self, stamp_ns: int, rgb: np.ndarray) -> np.ndarray | None:
-        """Buffer a decoded frame; returns the one `camera_history` s earlier (None: none)."""
-        return self.camera.push(stamp_ns, rgb) if self.camera is not None else None
+        """Buffer a frame (from `camera_view`); returns the one `camera_history` s earlier."""
+        return self.front.add_camera(stamp_ns, rgb)
 
     def sequence(self, camera_stamp_ns: int) -> RadarSequence:
         """The model's radar window, showing the ego's motion as the model was trained on."""
-        return ego_motion_sequence(self.radar.sequence(camera_stamp_ns), camera_stamp_ns,
-                                   self.ego_speed, self.speed_at(camera_stamp_ns),
-                                   self.predictor.config.radar_ego_motion)
+        return self.front.sequence(camera_stamp_ns)
 
     def radar_degraded_reason(self, seq: RadarSequence) -> str:
         if not seq.frame_mask.any():
@@ -120,6 +117,7 @@ class FusionPipeline:
 
     def decide(self, camera_stamp_ns: int, rgb: np.ndarray) -> Decision:
         """Run the model on one camera frame (buffered as history) and the radar history."""
+        rgb = self.camera_view(rgb)
         previous = self.add_camera(camera_stamp_ns, rgb)
         seq = self.sequence(camera_stamp_ns)
         speed = self.speed_at(camera_stamp_ns)
@@ -159,7 +157,14 @@ class FusionPipeline:
         )
 
     def reset(self) -> None:
-        self.radar.clear()
-        self.ego_speed.clear()
-        if self.camera is not None:
-            self.camera.clear()
+        self.front.reset()
+
+
+def front_end_config(config: PipelineConfig, model: Any) -> FrontEndConfig:
+    """The front end a model with config `model` reads, on the rig `config` describes."""
+    return FrontEndConfig(
+        radar_preset=config.radar_preset, sync_slop=config.sync_slop,
+        preprocess=config.preprocess, num_frames=model.num_frames, max_points=model.max_points,
+        odometry_max_age=config.odometry_max_age, camera_history=model.camera_history,
+        radar_ego_motion=model.radar_ego_motion, training_camera=CameraConfig.for_view(model),
+        rig=config.rig)

@@ -97,8 +97,8 @@ def test_nuscenes_layout_bag(tmp_path):
         w.write(cam, NS, store.serialize_cdr(img, 'sensor_msgs/msg/CompressedImage'))
         cloud = _cloud(t, NS, 'nuscenes', {
             'x': np.array([3.0], np.float32), 'y': np.array([4.0], np.float32),
-            'rcs': np.array([7.5], np.float32), 'vx_comp': np.array([3.0], np.float32),
-            'vy_comp': np.array([4.0], np.float32), 'id': np.array([300], np.int16)})
+            'rcs': np.array([7.5], np.float32), 'vx': np.array([3.0], np.float32),
+            'vy': np.array([4.0], np.float32), 'id': np.array([300], np.int16)})
         w.write(rad, NS, store.serialize_cdr(cloud, 'sensor_msgs/msg/PointCloud2'))
     ep = episode_from_bag(tmp_path / 'nus', 'nuscenes')
     assert np.abs(ep.images[0][1].astype(int) - rgb).max() < 12

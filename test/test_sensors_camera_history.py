@@ -54,3 +54,11 @@ def test_memory_is_bounded_by_the_gap():
 def test_gap_must_be_positive():
     with pytest.raises(ValueError, match='gap'):
         CameraHistory(0.0)
+
+
+def test_the_earlier_frame_is_the_pushed_array_itself():
+    # FusionPredictor's frame cache finds a frame's normalised input by the array object.
+    history = CameraHistory(0.25)
+    frames = [np.zeros((2, 2, 3), np.uint8) for _ in range(8)]
+    earlier = [history.push(i * NS // 20, frame) for i, frame in enumerate(frames)]
+    assert earlier[5] is frames[0] and earlier[7] is frames[2]

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image as PilImage
 import pytest
 
+from mm_fusion_ros.sensors.errors import REASONS, SensorDecodeError
 from mm_fusion_ros.sensors.image import ImageDecodeError, image_fields_from_rgb, image_to_rgb
 
 H, W = 5, 7
@@ -107,22 +108,27 @@ def test_encoding_is_case_insensitive():
     np.testing.assert_array_equal(image_to_rgb(make_image(RGB, 'RGB8')), RGB)
 
 
-@pytest.mark.parametrize('mutate, match', [
-    (lambda m: setattr(m, 'encoding', 'yuv422'), 'unsupported image encoding'),
-    (lambda m: setattr(m, 'encoding', ''), 'unsupported image encoding'),
-    (lambda m: setattr(m, 'step', W * 3 - 1), 'step'),
-    (lambda m: setattr(m, 'data', m.data[:-1]), 'data has'),
-    (lambda m: setattr(m, 'data', m.data + b'\0'), 'data has'),
-    (lambda m: setattr(m, 'height', H + 1), 'data has'),
-    (lambda m: setattr(m, 'height', 0), 'empty image'),
-    (lambda m: setattr(m, 'width', 0), 'empty image'),
-    (lambda m: setattr(m, 'encoding', 'rgba8'), 'step'),
+@pytest.mark.parametrize('mutate, match, reason', [
+    (lambda m: setattr(m, 'encoding', 'yuv422'), 'unsupported image encoding', 'bad_encoding'),
+    (lambda m: setattr(m, 'encoding', ''), 'unsupported image encoding', 'bad_encoding'),
+    (lambda m: setattr(m, 'step', W * 3 - 1), 'step', 'bad_size'),
+    (lambda m: setattr(m, 'data', m.data[:-1]), 'data has', 'size_mismatch'),
+    (lambda m: setattr(m, 'data', m.data + b'\0'), 'data has', 'size_mismatch'),
+    (lambda m: setattr(m, 'height', H + 1), 'data has', 'size_mismatch'),
+    (lambda m: setattr(m, 'height', 0), 'empty image', 'bad_size'),
+    (lambda m: setattr(m, 'width', 0), 'empty image', 'bad_size'),
+    (lambda m: setattr(m, 'encoding', 'rgba8'), 'step', 'bad_size'),
+    (lambda m: setattr(m, 'height', 'many'), 'unreadable Image fields', 'bad_message'),
+    (lambda m: setattr(m, 'data', [0] * len(m.data)), 'unreadable Image fields', 'bad_message'),
+    (lambda m: delattr(m, 'step'), 'unreadable Image fields', 'bad_message'),
 ])
-def test_bad_images_raise(mutate, match):
+def test_bad_images_raise(mutate, match, reason):
     msg = make_image(RGB, 'rgb8')
     mutate(msg)
-    with pytest.raises(ImageDecodeError, match=match):
+    with pytest.raises(ImageDecodeError, match=match) as err:
         image_to_rgb(msg)
+    assert err.value.reason == reason
+    assert issubclass(ImageDecodeError, SensorDecodeError)
     assert issubclass(ImageDecodeError, ValueError)
 
 
@@ -157,17 +163,43 @@ def test_compressed_mono_and_16bit_png():
     np.testing.assert_array_equal(image_to_rgb(compressed(rgba, 'PNG')), RGB)
 
 
-@pytest.mark.parametrize('data, fmt, match', [
-    (b'', 'jpeg', 'empty'),
-    (b'not an image at all', 'jpeg', 'cannot decode'),
-    (None, 'png', 'cannot decode'),  # truncated PNG
-    (b'\0' * 20, '16UC1; compressedDepth png', 'compressedDepth'),
+def _png_with(chunk_edit) -> bytes:
+    data = bytearray(compressed(PilImage.fromarray(RGB), 'PNG').data)
+    chunk_edit(data)
+    return bytes(data)
+
+
+@pytest.mark.parametrize('data, fmt, match, reason', [
+    (b'', 'jpeg', 'empty', 'empty'),
+    (b'not an image at all', 'jpeg', 'cannot decode', 'corrupt_compressed'),
+    (None, 'png', 'cannot decode', 'corrupt_compressed'),  # truncated PNG
+    (b'\0' * 20, '16UC1; compressedDepth png', 'compressedDepth', 'bad_encoding'),
+    # IHDR length 5: Pillow's bare ValueError('Truncated IHDR chunk')
+    (_png_with(lambda d: d.__setitem__(slice(8, 12), b'\0\0\0\5')), 'png', 'ValueError',
+     'corrupt_compressed'),
+    # a bad IHDR CRC: SyntaxError('broken PNG file')
+    (_png_with(lambda d: d.__setitem__(slice(29, 33), b'\0\0\0\0')), 'png', 'cannot decode',
+     'corrupt_compressed'),
+    # an IHDR that declares 0 x 0 pixels: nothing to decode
+    (b'\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR' + b'\0' * 8 + b'\x08\x02\0\0\0' + b'\0' * 4, 'png',
+     'cannot decode|declares', 'corrupt_compressed|bad_size'),
 ])
-def test_bad_compressed_raise(data, fmt, match):
+def test_bad_compressed_raise(data, fmt, match, reason):
     if data is None:
         data = compressed(PilImage.fromarray(RGB), 'PNG').data[:40]
-    with pytest.raises(ImageDecodeError, match=match):
+    with pytest.raises(ImageDecodeError, match=match) as err:
         image_to_rgb(SimpleNamespace(header=None, format=fmt, data=data))
+    assert err.value.reason in reason.split('|')
+    assert err.value.reason in REASONS
+
+
+def test_decode_error_reason_survives_pickling():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(ImageDecodeError('x', 'corrupt_compressed')))
+    assert type(err) is ImageDecodeError and err.reason == 'corrupt_compressed'
+    assert str(err) == 'x'
+    assert SensorDecodeError('y', 'no such reason').reason == 'bad_message'
 
 
 @pytest.mark.parametrize('encoding', ['rgb8', 'bgr8'])

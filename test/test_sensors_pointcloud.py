@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mm_fusion_ros.sensors import pointcloud as pc
+from mm_fusion_ros.sensors.errors import SensorDecodeError
 from mm_fusion_ros.sensors.pointcloud import (
     PointCloudDecodeError,
     PointCloudMsg,
@@ -177,34 +178,51 @@ def _good():
     return pack_cloud(make_fields(['x', 'y']), [{'x': 1, 'y': 2}] * 4, 8)
 
 
-@pytest.mark.parametrize('mutate, match', [
-    (lambda c: setattr(c, 'data', c.data[:-1]), 'truncated'),
-    (lambda c: setattr(c, 'data', c.data + b'\0'), 'inconsistent'),
-    (lambda c: setattr(c, 'width', 5), 'row_step 32 < width 5'),
-    (lambda c: setattr(c, 'row_step', 7), 'row_step'),
-    (lambda c: setattr(c, 'point_step', 4), 'past point_step'),
-    (lambda c: setattr(c, 'point_step', 0), 'point_step must be positive'),
-    (lambda c: setattr(c, 'height', 2), 'expected row_step'),
-    (lambda c: setattr(c, 'fields', [PointFieldSpec('x', 0, 9)]), 'unknown PointField datatype'),
+@pytest.mark.parametrize('mutate, match, reason', [
+    (lambda c: setattr(c, 'data', c.data[:-1]), 'truncated', 'size_mismatch'),
+    (lambda c: setattr(c, 'data', c.data + b'\0'), 'inconsistent', 'size_mismatch'),
+    (lambda c: setattr(c, 'width', 5), 'row_step 32 < width 5', 'bad_size'),
+    (lambda c: setattr(c, 'row_step', 7), 'row_step', 'bad_size'),
+    (lambda c: setattr(c, 'point_step', 4), 'past point_step', 'bad_layout'),
+    (lambda c: setattr(c, 'point_step', 0), 'point_step must be positive', 'bad_size'),
+    (lambda c: setattr(c, 'height', 2), 'expected row_step', 'size_mismatch'),
+    (lambda c: setattr(c, 'height', -1), 'negative size', 'bad_size'),
+    (lambda c: setattr(c, 'fields', [PointFieldSpec('x', 0, 9)]), 'unknown PointField datatype',
+     'bad_layout'),
     (lambda c: setattr(c, 'fields', [PointFieldSpec('x', 0, 7), PointFieldSpec('y', 2, 7)]),
-     'overlap'),
+     'overlap', 'bad_layout'),
     (lambda c: setattr(c, 'fields', [PointFieldSpec('x', 0, 7), PointFieldSpec('x', 4, 7)]),
-     'duplicate'),
-    (lambda c: setattr(c, 'fields', [PointFieldSpec('x', -4, 7)]), 'negative offset'),
-    (lambda c: setattr(c, 'fields', [PointFieldSpec('x', 0, 7, -1)]), 'negative count'),
-    (lambda c: setattr(c, 'fields', [PointFieldSpec('x', 0, 7, 3)]), 'past point_step'),
+     'duplicate', 'bad_layout'),
+    (lambda c: setattr(c, 'fields', [PointFieldSpec('x', -4, 7)]), 'negative offset',
+     'bad_layout'),
+    (lambda c: setattr(c, 'fields', [PointFieldSpec('x', 0, 7, -1)]), 'negative count',
+     'bad_layout'),
+    (lambda c: setattr(c, 'fields', [PointFieldSpec('x', 0, 7, 3)]), 'past point_step',
+     'bad_layout'),
+    # message-like objects whose fields hold what no PointCloud2 can
+    (lambda c: setattr(c, 'width', None), 'unreadable', 'bad_message'),
+    (lambda c: setattr(c, 'data', [0] * 32), 'unreadable', 'bad_message'),
+    (lambda c: setattr(c, 'fields', [SimpleNamespace(name='x', offset=0, datatype=7)]),
+     'unreadable', 'bad_message'),
+    (lambda c: setattr(c, 'fields', [PointFieldSpec(['x'], 0, 7)]), 'unreadable',
+     'bad_message'),
+    (lambda c: setattr(c, 'fields', [PointFieldSpec('x', 'zero', 7)]), 'unreadable',
+     'bad_message'),
 ])
-def test_bad_clouds_raise(mutate, match):
+def test_bad_clouds_raise(mutate, match, reason):
     cloud = _good()
     mutate(cloud)
     for reader in (read_points, read_points_numpy):
-        with pytest.raises(PointCloudDecodeError, match=match):
+        with pytest.raises(PointCloudDecodeError, match=match) as err:
             reader(cloud)
+        assert err.value.reason == reason
 
 
 def test_missing_field_name_raises():
-    with pytest.raises(PointCloudDecodeError, match="'rcs' not in cloud"):
+    with pytest.raises(PointCloudDecodeError, match="'rcs' not in cloud") as err:
         read_points_numpy(_good(), ['x', 'rcs'])
+    assert err.value.reason == 'missing_field'
+    assert issubclass(PointCloudDecodeError, SensorDecodeError)
     assert issubclass(PointCloudDecodeError, ValueError)
 
 

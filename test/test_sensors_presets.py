@@ -81,17 +81,49 @@ def test_nuscenes_cloud_derives_radial_velocity():
     y = np.array([0.0, 5.0, 4.0, 0.0], np.float32)
     vx = np.array([-2.0, 1.0, 3.0, 1.0], np.float32)
     vy = np.array([7.0, 2.0, 4.0, 1.0], np.float32)
+    ground = np.full(4, 9.0, np.float32)
     cloud = cloud_from(preset.layout_fields(), 43, {
         'x': x, 'y': y, 'z': np.zeros(4), 'dyn_prop': [0, 1, 2, 3], 'id': [1, 2, 3, 4],
-        'rcs': [5, 6, 7, 8], 'vx': [9, 9, 9, 9], 'vy': [9, 9, 9, 9],
-        'vx_comp': vx, 'vy_comp': vy})
+        'rcs': [5, 6, 7, 8], 'vx': vx, 'vy': vy, 'vx_comp': ground, 'vy_comp': -ground})
     conv = preset.converter(CANONICAL_RADAR_FEATURES + ('vx', 'vy'))
     out = conv(cloud)
-    # radial = v . p / |p|: approaching along x -> -2; along y -> 2; (3,4).(3,4)/5 = 5;
-    # a point at the origin has no direction -> 0.
+    # radial = v . p / |p| of the relative velocity: approaching along x -> -2; along y -> 2;
+    # (3,4).(3,4)/5 = 5; a point at the origin has no direction -> 0.
     np.testing.assert_allclose(out[:, 3], [-2, 2, 5, 0])
     np.testing.assert_allclose(out[:, 4], [5, 6, 7, 8])
-    np.testing.assert_allclose(out[:, 5:], np.stack([vx, vy], 1))
+    # The over-ground (compensated) velocity only in its own columns.
+    np.testing.assert_allclose(out[:, 5:], np.stack([ground, -ground], 1))
+
+
+SPEED = 12.0  # [m/s] the ego's
+AZIMUTH = np.radians([-40.0, -10.0, 0.0, 15.0, 35.0])
+
+
+def _static_targets_as_reported(preset: str):
+    """Static targets seen from an ego at SPEED, as each sensor reports them.
+
+    In each sensor's own documented convention, the ego moving along the sensor's x.
+    """
+    rng = np.array([12.0, 30.0, 55.0, 20.0, 8.0])
+    x, y = rng * np.cos(AZIMUTH), rng * np.sin(AZIMUTH)
+    doppler = -SPEED * np.cos(AZIMUTH)  # relative speed along the ray, closing
+    layout = load_preset(preset)
+    if preset == 'sim':
+        columns = {'x': x, 'y': y, 'radial_velocity': doppler, 'rcs': np.full(5, 10.0)}
+    elif preset == 'carla':  # CARLA: Velocity is the relative speed on the ray, < 0 closing
+        columns = {'x': x, 'y': y, 'Range': rng, 'Velocity': doppler,
+                   'AzimuthAngle': AZIMUTH}
+    else:  # nuScenes: (vx, vy) relative to the ego; the compensated velocity of a static
+        columns = {'x': x, 'y': y, 'vx': np.full(5, -SPEED), 'vy': np.zeros(5),
+                   'vx_comp': np.zeros(5), 'vy_comp': np.zeros(5), 'rcs': np.full(5, 5.0)}
+    return cloud_from(layout.layout_fields(), layout.point_step, columns)
+
+
+@pytest.mark.parametrize('preset', sorted(list_presets(PRESET_DIR)))
+def test_every_preset_gives_a_static_target_minus_v_cos_azimuth(preset):
+    """One meaning per canonical feature: relative radial velocity, positive receding."""
+    out = load_preset(preset).converter()(_static_targets_as_reported(preset))
+    np.testing.assert_allclose(out[:, 3], -SPEED * np.cos(AZIMUTH), rtol=1e-5, atol=1e-4)
 
 
 def test_missing_fields_fail_at_configuration_time():
@@ -99,7 +131,7 @@ def test_missing_fields_fail_at_configuration_time():
     sim_fields = [f.name for f in load_preset('sim').layout_fields()]
     with pytest.raises(MissingRadarFieldError, match=r"\['Velocity'\]"):
         carla.converter(field_names=sim_fields)
-    with pytest.raises(MissingRadarFieldError, match='vx_comp'):
+    with pytest.raises(MissingRadarFieldError, match=r"\['vx', 'vy'\]"):
         load_preset('nuscenes').check_fields(['x', 'y', 'z', 'rcs'])
     carla.check_fields(f.name for f in carla.layout_fields())  # complete: no error
 

@@ -95,6 +95,6 @@ def test_presets_on_real_carla_and_nuscenes_clouds():
     assert out[:, 0].tolist() == [5, 6] and out[:, 3].tolist() == [-1.0, 2.0]
     nus = load_preset('nuscenes')
     cols = np.zeros((1, 18), np.float32)
-    cols[0, [0, 1, 5, 8, 9]] = [3, 4, 12, 3, 4]  # x, y, rcs, vx_comp, vy_comp
+    cols[0, [0, 1, 5, 6, 7]] = [3, 4, 12, 3, 4]  # x, y, rcs, vx, vy (relative)
     out = nus.converter()(create_cloud(None, nus.layout_fields(), cols))
     np.testing.assert_allclose(out[0], [3, 4, 0, 5, 12])

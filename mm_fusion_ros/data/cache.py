@@ -62,17 +62,18 @@ from mm_fusion_ros.bags.reader import (
     parse_json_string,
 )
 from mm_fusion_ros.bags.writer import DEFAULT_BASE_TIME_NS, episode_info, frame_stamp_ns
+from mm_fusion_ros.errors import UserInputError
 from mm_fusion_ros.model.config import FOVEA_BOX
 from mm_fusion_ros.model.preprocess import compose_frame
-from mm_fusion_ros.sensors.camera_history import CameraHistory
-from mm_fusion_ros.sensors.ego_motion import check_radar_ego_motion, ego_motion_sequence
+from mm_fusion_ros.sensors.ego_motion import check_radar_ego_motion
+from mm_fusion_ros.sensors.front_end import FrontEndConfig, SensorFrontEnd, SensorRig
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer, OdometryError, forward_speed
 from mm_fusion_ros.sensors.pointcloud import PointCloudMsg, create_cloud
 from mm_fusion_ros.sensors.radar_features import NUM_RADAR_FEATURES
-from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig, preprocess_radar
+from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig
 from mm_fusion_ros.sensors.radar_presets import RadarPresetError, load_preset
-from mm_fusion_ros.sensors.radar_sequence import RadarSequenceBuffer, RadarSequenceConfig
+from mm_fusion_ros.sim.camera import CameraConfig
 
 NS = 1_000_000_000
 CACHE_FORMAT = 'mm_fusion_cache'
@@ -116,9 +117,15 @@ class CacheConfig:
             raise ValueError('reorder_window must be >= 2 * sync_slop')
         check_radar_ego_motion(self.radar_ego_motion)
 
-    def sequence_config(self) -> RadarSequenceConfig:
-        return RadarSequenceConfig(num_frames=self.num_frames, max_points=self.max_points,
-                                   future_tolerance=self.sync_slop)
+    def front_end_config(self, radar_preset: str, rig: SensorRig | None = None
+                         ) -> FrontEndConfig:
+        """The serving path's front end, reading what the cached model reads."""
+        return FrontEndConfig(
+            radar_preset=radar_preset, sync_slop=self.sync_slop, preprocess=self.preprocess,
+            num_frames=self.num_frames, max_points=self.max_points,
+            odometry_max_age=self.odometry_max_age, camera_history=self.camera_history,
+            radar_ego_motion=self.radar_ego_motion,
+            training_camera=CameraConfig.for_view(self), rig=rig or SensorRig())
 
 
 @dataclass
@@ -129,32 +136,32 @@ class _Label:
 
 
 class _EpisodeSampler:
-    """One episode's radar history and sample assembly (the FusionPipeline radar path)."""
+    """One episode's sensor front end (the serving path's) and sample assembly."""
 
     def __init__(self, cfg: CacheConfig, radar_preset: str, episode: int,
-                 info: dict[str, Any]) -> None:
+                 info: dict[str, Any], rig: SensorRig | None = None) -> None:
         self.cfg = cfg
-        self.convert = load_preset(radar_preset).converter()
-        self.buffer = RadarSequenceBuffer(cfg.sequence_config())
-        self.ego_speed = EgoSpeedBuffer(cfg.odometry_max_age, capacity=256)
-        self.camera = CameraHistory(cfg.camera_history) if cfg.camera_history > 0 else None
+        self.front = SensorFrontEnd(cfg.front_end_config(radar_preset, rig))
         self.episode = episode
         self.info = info
         self.labelled = 0  # labelled camera frames seen (the stride counter)
 
     def radar_points(self, cloud: Any) -> np.ndarray:
-        return preprocess_radar(self.convert(cloud), self.cfg.preprocess)
+        return self.front.radar_points(cloud)
 
     def push(self, stamp_ns: int, points: np.ndarray) -> None:
-        self.buffer.push(stamp_ns, points)
+        self.front.add_radar(stamp_ns, points)
+
+    @property
+    def ego_speed(self) -> EgoSpeedBuffer:
+        return self.front.ego_speed
 
     def add_camera(self, stamp_ns: int, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(this frame at the model size, the one `camera_history` s earlier or None)."""
         cfg = self.cfg
-        image = compose_frame(rgb, cfg.image_height, cfg.image_width, cfg.fovea_height,
-                              cfg.fovea_box)
-        previous = self.camera.push(stamp_ns, image) if self.camera is not None else None
-        return image, previous
+        image = compose_frame(self.front.camera_view(rgb), cfg.image_height, cfg.image_width,
+                              cfg.fovea_height, cfg.fovea_box)
+        return image, self.front.add_camera(stamp_ns, image)
 
     def sample(
         self, stamp_ns: int, image: np.ndarray, previous: np.ndarray | None, label: _Label,
@@ -164,9 +171,8 @@ class _EpisodeSampler:
         self.labelled += 1
         if not keep:
             return None
-        speed = self.ego_speed.at(stamp_ns, round(self.cfg.sync_slop * NS))  # as FusionPipeline
-        seq = ego_motion_sequence(self.buffer.sequence(stamp_ns), stamp_ns, self.ego_speed, speed,
-                                  self.cfg.radar_ego_motion)
+        speed = self.front.speed_at(stamp_ns)
+        seq = self.front.sequence(stamp_ns)
         info = self.info
         return {
             'image': image, 'previous_image': image if previous is None else previous,
@@ -340,10 +346,16 @@ class CacheResult:
         return str(self.manifest['data_hash'])
 
 
+def existing_cache_files(out_dir: str | Path) -> list[Path]:
+    """The shards and manifest already in `out_dir` (a cache is never written over)."""
+    out = Path(out_dir)
+    return list(out.glob('shard-*.npz')) + list(out.glob(MANIFEST)) if out.is_dir() else []
+
+
 def _prepare_out(out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stale = list(out.glob('shard-*.npz')) + list(out.glob(MANIFEST))
+    stale = existing_cache_files(out)
     if stale:
         raise FileExistsError(f'{out} already holds a cache ({len(stale)} files); use a new'
                               ' directory')
@@ -475,18 +487,68 @@ def _progress(items: list, enabled: bool, unit: str) -> Iterable:
     return tqdm(items, unit=unit)
 
 
+class CacheError(UserInputError, ValueError):
+    """A cache directory that is missing, has no or a malformed manifest, or corrupt shards."""
+
+
+# manifest key -> type; `config` must hold what readers of the frames look up
+_MANIFEST_TYPES = {'config': dict, 'shards': list, 'class_counts': dict, 'data_hash': str,
+                   'num_samples': int}
+_CONFIG_KEYS = ('image_height', 'image_width', 'fovea_height', 'fovea_box', 'camera_history')
+
+
 def load_manifest(cache_dir: str | Path) -> dict[str, Any]:
-    path = Path(cache_dir) / MANIFEST
+    """The cache's manifest, checked: format, version, keys, shard entries and counts.
+
+    Raises CacheError (a ValueError) naming the directory or file and what is wrong.
+    """
+    root = Path(cache_dir)
+    path = root / MANIFEST
+    if not root.is_dir():
+        raise CacheError(f'cache directory {root} not found' if not root.exists()
+                         else f'cache {root} is a file, not a cache directory')
+    if not path.is_file():
+        raise CacheError(f'{root} is not a training cache: it has no {MANIFEST} '
+                         f'(build one with mm-fusion dataset, cache or dagger)')
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f'{path}: not a training cache manifest ({e})') from e
+    except OSError as e:
+        raise CacheError(f'cannot read {path}: {e.strerror}') from None
+    except UnicodeDecodeError:
+        raise CacheError(f'{path}: not a training cache manifest (not text)') from None
+    except json.JSONDecodeError as e:
+        raise CacheError(f'{path}: not a training cache manifest (not JSON: {e.msg} at '
+                         f'line {e.lineno}, column {e.colno})') from None
+    if not isinstance(manifest, dict):
+        raise CacheError(f'{path}: not a training cache manifest (a JSON '
+                         f'{type(manifest).__name__}, not an object)')
     if manifest.get('format') != CACHE_FORMAT:
-        raise ValueError(f'{path}: format {manifest.get("format")!r}, expected {CACHE_FORMAT}')
+        raise CacheError(f'{path}: format {manifest.get("format")!r}, expected {CACHE_FORMAT}')
     if manifest.get('version') != CACHE_VERSION:
-        raise ValueError(f'{path}: cache version {manifest.get("version")}, this code reads'
+        raise CacheError(f'{path}: cache version {manifest.get("version")}, this code reads'
                          f' {CACHE_VERSION}; rebuild the cache')
+    if problem := _manifest_problem(manifest):
+        raise CacheError(f'{path}: {problem}; rebuild the cache')
     return manifest
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    for key, kind in _MANIFEST_TYPES.items():
+        if not isinstance(manifest.get(key), kind):
+            return f'{key!r} is missing or not a {kind.__name__}'
+    if missing := [k for k in _CONFIG_KEYS if k not in manifest['config']]:
+        return f'config lacks {missing}'
+    for i, shard in enumerate(manifest['shards']):
+        name = shard.get('file') if isinstance(shard, dict) else None
+        samples = shard.get('samples') if isinstance(shard, dict) else None
+        if not isinstance(name, str) or not isinstance(samples, int) or samples < 0:
+            return f'shard entry {i} needs a file name and a sample count, got {shard!r}'
+        if Path(name).name != name or name in ('', '.', '..'):
+            return f'shard entry {i} names {name!r}, not a file of the cache directory'
+    if sum(s['samples'] for s in manifest['shards']) != manifest['num_samples']:
+        return f'its shards hold {sum(s["samples"] for s in manifest["shards"])} samples, ' \
+               f'num_samples says {manifest["num_samples"]}'
+    return None
 
 
 def verify_cache(cache_dir: str | Path) -> bool:

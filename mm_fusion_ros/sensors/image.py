@@ -2,7 +2,8 @@
 
 Works on any object with the message's field names, so the core is testable without rclpy.
 `data` is read through the buffer protocol (`array.array` in rclpy, `bytes` elsewhere), never
-as a Python list.
+as a Python list. Any message content that cannot be decoded raises `ImageDecodeError` (a
+`SensorDecodeError` with a `reason` key), never another exception.
 """
 
 import array
@@ -13,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from mm_fusion_ros.sensors.buffers import uint8_view
+from mm_fusion_ros.sensors.errors import SensorDecodeError
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(SensorDecodeError):
     """An image message that cannot be decoded (unknown encoding, bad size, corrupt bytes)."""
 
 
@@ -67,29 +69,34 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     """
     if hasattr(msg, 'format') and not hasattr(msg, 'encoding'):
         return _decode_compressed(msg)
-    encoding = str(msg.encoding)
+    try:  # fields of a message-like object may hold anything
+        encoding = str(msg.encoding)
+        height, width, step = int(msg.height), int(msg.width), int(msg.step)
+        big_endian = bool(msg.is_bigendian)
+        buf = uint8_view(msg.data)
+    except (AttributeError, TypeError, ValueError, OverflowError) as e:
+        raise ImageDecodeError(f'unreadable Image fields: {e}', 'bad_message') from e
     enc = ENCODINGS.get(encoding.lower())
     if enc is None:
         raise ImageDecodeError(
-            f'unsupported image encoding {encoding!r} (supported: {sorted(ENCODINGS)})')
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+            f'unsupported image encoding {encoding!r} (supported: {sorted(ENCODINGS)})',
+            'bad_encoding')
     if height <= 0 or width <= 0:
-        raise ImageDecodeError(f'empty image {height}x{width}')
+        raise ImageDecodeError(f'empty image {height}x{width}', 'bad_size')
     row_bytes = width * enc.channels * enc.depth
     if step < row_bytes:
         raise ImageDecodeError(
             f'step {step} < width {width} * {enc.channels * enc.depth} bytes/pixel'
-            f' for {encoding}')
-    buf = uint8_view(msg.data)
+            f' for {encoding}', 'bad_size')
     if buf.size != step * height:
         raise ImageDecodeError(
             f'data has {buf.size} bytes, expected step {step} * height {height}'
-            f' = {step * height}')
+            f' = {step * height}', 'size_mismatch')
     if enc.depth == 1:
         dtype = np.dtype(np.uint8)
     else:
         # numpy reads unaligned strides (odd step) correctly, so no realignment copy.
-        dtype = np.dtype('>u2' if bool(msg.is_bigendian) else '<u2')
+        dtype = np.dtype('>u2' if big_endian else '<u2')
     pixels = np.ndarray(
         (height, width, enc.channels), dtype, buf,
         strides=(step, enc.channels * enc.depth, enc.depth))
@@ -108,27 +115,47 @@ def image_to_rgb(msg: Any) -> np.ndarray:
 
 def _decode_compressed(msg: Any) -> np.ndarray:
     """JPEG/PNG via Pillow; `format` is informative only, the bytes' magic decides."""
-    fmt = str(msg.format)
+    try:
+        fmt = str(msg.format)
+        buf = uint8_view(msg.data)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise ImageDecodeError(f'unreadable CompressedImage fields: {e}', 'bad_message') from e
     if 'compresseddepth' in fmt.lower():
-        raise ImageDecodeError(f'compressedDepth images are not supported (format {fmt!r})')
-    buf = uint8_view(msg.data)
+        raise ImageDecodeError(f'compressedDepth images are not supported (format {fmt!r})',
+                               'bad_encoding')
     if buf.size == 0:
-        raise ImageDecodeError('empty CompressedImage data')
+        raise ImageDecodeError('empty CompressedImage data', 'empty')
     from PIL import Image as PilImage  # lazy: only compressed streams need Pillow
-    from PIL import UnidentifiedImageError
     try:
         with PilImage.open(io.BytesIO(buf.tobytes())) as img:
+            if img.width <= 0 or img.height <= 0:
+                raise ImageDecodeError(
+                    f'CompressedImage ({fmt!r}) declares {img.width}x{img.height} pixels',
+                    'bad_size')
             if img.width * img.height > MAX_COMPRESSED_PIXELS:
                 raise ImageDecodeError(
                     f'CompressedImage ({fmt!r}) declares {img.width}x{img.height} pixels,'
-                    f' over the limit of {MAX_COMPRESSED_PIXELS}')
+                    f' over the limit of {MAX_COMPRESSED_PIXELS}', 'too_large')
             img.load()
             if img.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
                 mono = _to_uint8(np.asarray(img).astype(np.uint16))
-                return np.repeat(mono[:, :, None], 3, axis=2)
-            return np.asarray(img.convert('RGB'))
-    except (UnidentifiedImageError, PilImage.DecompressionBombError, OSError, SyntaxError) as e:
-        raise ImageDecodeError(f'cannot decode CompressedImage ({fmt!r}): {e}') from e
+                rgb = np.repeat(mono[:, :, None], 3, axis=2)
+            else:
+                rgb = np.asarray(img.convert('RGB'))
+    except ImageDecodeError:
+        raise
+    except PilImage.DecompressionBombError as e:
+        raise ImageDecodeError(f'CompressedImage ({fmt!r}): {e}', 'too_large') from e
+    except Exception as e:  # noqa: BLE001 - Pillow's plugins raise OSError, SyntaxError,
+        # ValueError ('Truncated IHDR chunk'), struct.error, EOFError, IndexError, ... for bad
+        # bytes; none of them is documented as the one, so all of them are bad content here.
+        raise ImageDecodeError(
+            f'cannot decode CompressedImage ({fmt!r}): {type(e).__name__}: {e}',
+            'corrupt_compressed') from e
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or not rgb.size:
+        raise ImageDecodeError(f'CompressedImage ({fmt!r}) decoded to {rgb.shape} {rgb.dtype}',
+                               'corrupt_compressed')
+    return rgb
 
 
 def image_fields_from_rgb(rgb: np.ndarray, encoding: str = 'rgb8') -> dict[str, Any]:
@@ -140,11 +167,12 @@ def image_fields_from_rgb(rgb: np.ndarray, encoding: str = 'rgb8') -> dict[str, 
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ImageDecodeError(f'expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}')
+        raise ImageDecodeError(f'expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}',
+                               'bad_size')
     if encoding == 'bgr8':
         rgb = rgb[..., ::-1]
     elif encoding != 'rgb8':
-        raise ImageDecodeError(f'cannot encode to {encoding!r} (rgb8 or bgr8)')
+        raise ImageDecodeError(f'cannot encode to {encoding!r} (rgb8 or bgr8)', 'bad_encoding')
     height, width = rgb.shape[:2]
     data = array.array('B')
     data.frombytes(np.ascontiguousarray(rgb).tobytes())

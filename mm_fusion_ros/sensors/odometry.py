@@ -10,20 +10,27 @@ from collections import deque
 import math
 from typing import Any
 
+from mm_fusion_ros.sensors.errors import SensorDecodeError
 from mm_fusion_ros.sensors.sync import msg_stamp_ns
 
 NS = 1_000_000_000
 
 
-class OdometryError(ValueError):
+class OdometryError(SensorDecodeError):
     """An odometry message whose speed cannot be used (NaN, inf or implausible)."""
 
 
 def forward_speed(msg: Any, max_speed: float = 100.0) -> float:
     """Forward speed [m/s] of an Odometry message; raises OdometryError when unusable."""
-    speed = float(msg.twist.twist.linear.x)
-    if not math.isfinite(speed) or abs(speed) > max_speed:
-        raise OdometryError(f'odometry speed {speed!r} m/s is not finite or above {max_speed}')
+    try:
+        speed = float(msg.twist.twist.linear.x)
+    except (AttributeError, TypeError, ValueError, OverflowError) as e:
+        raise OdometryError(f'unreadable odometry speed: {e}', 'bad_message') from e
+    if not math.isfinite(speed):
+        raise OdometryError(f'odometry speed {speed!r} m/s is not finite', 'non_finite')
+    if abs(speed) > max_speed:
+        raise OdometryError(f'odometry speed {speed!r} m/s is above {max_speed}',
+                            'out_of_range')
     return speed
 
 

@@ -3,7 +3,8 @@
 The decoders take any object with the PointCloud2 field names (`height`, `width`, `fields`,
 `is_bigendian`, `point_step`, `row_step`, `data`, `is_dense`), so the core is testable without
 rclpy. The buffer is validated against the layout before anything is read: a truncated or
-inconsistent message raises `PointCloudDecodeError` instead of returning garbage.
+inconsistent message raises `PointCloudDecodeError` (a `SensorDecodeError` with a `reason`
+key) instead of returning garbage, and no other exception comes out of the readers.
 """
 
 from collections.abc import Iterable, Sequence
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mm_fusion_ros.sensors.buffers import uint8_view
+from mm_fusion_ros.sensors.errors import SensorDecodeError
 
 # sensor_msgs/PointField datatype constants.
 INT8 = 1
@@ -41,7 +43,7 @@ DATATYPES: dict[int, np.dtype] = {
 NATIVE_IS_BIGENDIAN = sys.byteorder == 'big'
 
 
-class PointCloudDecodeError(ValueError):
+class PointCloudDecodeError(SensorDecodeError):
     """A PointCloud2 whose layout or buffer cannot be read safely."""
 
 
@@ -80,7 +82,7 @@ def _field_dtype(f: Any, is_bigendian: bool) -> np.dtype:
     except KeyError:
         raise PointCloudDecodeError(
             f'field {f.name!r} has unknown PointField datatype {f.datatype}'
-            f' (expected one of {sorted(DATATYPES)})') from None
+            f' (expected one of {sorted(DATATYPES)})', 'bad_layout') from None
     return base.newbyteorder(_byte_order(is_bigendian))
 
 
@@ -88,7 +90,8 @@ def _field_count(f: Any) -> int:
     # count == 0 appears in the wild (some drivers) and means 1 in sensor_msgs_py too.
     count = int(f.count)
     if count < 0:
-        raise PointCloudDecodeError(f'field {f.name!r} has negative count {count}')
+        raise PointCloudDecodeError(f'field {f.name!r} has negative count {count}',
+                                    'bad_layout')
     return max(count, 1)
 
 
@@ -108,13 +111,15 @@ def dtype_from_fields(
         count = _field_count(f)
         offset = int(f.offset)
         if offset < 0:
-            raise PointCloudDecodeError(f'field {f.name!r} has negative offset {offset}')
+            raise PointCloudDecodeError(f'field {f.name!r} has negative offset {offset}',
+                                        'bad_layout')
         if f.name in names:
-            raise PointCloudDecodeError(f'duplicate field name {f.name!r}')
+            raise PointCloudDecodeError(f'duplicate field name {f.name!r}', 'bad_layout')
         end = offset + dt.itemsize * count
         if point_step is not None and end > point_step:
             raise PointCloudDecodeError(
-                f'field {f.name!r} ends at byte {end}, past point_step {point_step}')
+                f'field {f.name!r} ends at byte {end}, past point_step {point_step}',
+                'bad_layout')
         names.append(f.name)
         formats.append(dt if count == 1 else (dt, (count,)))
         offsets.append(offset)
@@ -122,14 +127,15 @@ def dtype_from_fields(
     spans.sort()
     for (_, end_a, name_a), (start_b, _, name_b) in zip(spans, spans[1:], strict=False):
         if start_b < end_a:
-            raise PointCloudDecodeError(f'fields {name_a!r} and {name_b!r} overlap')
+            raise PointCloudDecodeError(f'fields {name_a!r} and {name_b!r} overlap',
+                                        'bad_layout')
     spec: dict[str, Any] = {'names': names, 'formats': formats, 'offsets': offsets}
     if point_step is not None:
         spec['itemsize'] = int(point_step)
     try:
         return np.dtype(spec)
     except (ValueError, TypeError) as e:  # offsets/sizes numpy cannot represent (> C int)
-        raise PointCloudDecodeError(f'unsupported point layout: {e}') from e
+        raise PointCloudDecodeError(f'unsupported point layout: {e}', 'bad_layout') from e
 
 
 class _Layout(NamedTuple):
@@ -149,22 +155,26 @@ class _Layout(NamedTuple):
 
 
 def _layout(cloud: Any) -> _Layout:
-    height, width = int(cloud.height), int(cloud.width)
-    point_step, row_step = int(cloud.point_step), int(cloud.row_step)
-    buf = uint8_view(cloud.data)
+    try:  # fields of a message-like object may hold anything
+        height, width = int(cloud.height), int(cloud.width)
+        point_step, row_step = int(cloud.point_step), int(cloud.row_step)
+        buf = uint8_view(cloud.data)
+    except (AttributeError, TypeError, ValueError, OverflowError) as e:
+        raise PointCloudDecodeError(f'unreadable PointCloud2 fields: {e}', 'bad_message') from e
     if height < 0 or width < 0:
-        raise PointCloudDecodeError(f'negative size {height}x{width}')
+        raise PointCloudDecodeError(f'negative size {height}x{width}', 'bad_size')
     if height * width == 0:
         return _Layout(buf[:0], height, width, point_step, row_step)
     if point_step <= 0:
-        raise PointCloudDecodeError(f'point_step must be positive, got {point_step}')
+        raise PointCloudDecodeError(f'point_step must be positive, got {point_step}',
+                                    'bad_size')
     if row_step < width * point_step:
         raise PointCloudDecodeError(
-            f'row_step {row_step} < width {width} * point_step {point_step}')
+            f'row_step {row_step} < width {width} * point_step {point_step}', 'bad_size')
     if buf.size != row_step * height:
         raise PointCloudDecodeError(
             f'data has {buf.size} bytes, expected row_step {row_step} * height {height}'
-            f' = {row_step * height} (truncated or inconsistent message)')
+            f' = {row_step * height} (truncated or inconsistent message)', 'size_mismatch')
     return _Layout(buf, height, width, point_step, row_step)
 
 
@@ -194,7 +204,10 @@ def _plan(
     is_bigendian: bool,
 ) -> _Plan:
     """Validated dtype and copy runs for one layout; cached since a topic keeps its layout."""
-    fields = [_Field(str(n), int(o), int(d), int(c)) for n, o, d, c in key]
+    try:
+        fields = [_Field(str(n), int(o), int(d), int(c)) for n, o, d, c in key]
+    except (TypeError, ValueError, OverflowError) as e:
+        raise PointCloudDecodeError(f'unreadable PointField: {e}', 'bad_message') from e
     if names is None:
         selected = list(fields)
     else:
@@ -203,7 +216,8 @@ def _plan(
         for name in names:
             if name not in by_name:
                 raise PointCloudDecodeError(
-                    f'field {name!r} not in cloud (has {[f.name for f in fields]})')
+                    f'field {name!r} not in cloud (has {[f.name for f in fields]})',
+                    'missing_field')
             selected.append(by_name[name])
     dtype = dtype_from_fields(selected, point_step, is_bigendian)
     native = dtype_from_fields(selected, point_step, NATIVE_IS_BIGENDIAN)
@@ -226,6 +240,14 @@ def _plan(
     return _Plan(dtype, native, tuple(tuple(r) for r in runs), col, tuple(float_cols))
 
 
+def _cloud_plan(cloud: Any, field_names: Iterable[str] | None, point_step: int) -> _Plan:
+    try:
+        return _plan(_field_key(cloud), _names(field_names), point_step,
+                     bool(cloud.is_bigendian))
+    except (AttributeError, TypeError) as e:  # fields missing attributes, unhashable values
+        raise PointCloudDecodeError(f'unreadable PointCloud2 fields: {e}', 'bad_message') from e
+
+
 def _names(field_names: Iterable[str] | None) -> tuple[str, ...] | None:
     if field_names is None:
         return None
@@ -244,17 +266,19 @@ def read_points(
     points with a NaN in any selected float field are dropped (a copy).
     """
     layout = _layout(cloud)
-    is_bigendian = bool(cloud.is_bigendian)
-    plan = _plan(_field_key(cloud), _names(field_names), layout.point_step, is_bigendian)
-    if layout.num_points == 0:
-        points = np.zeros(0, plan.native)
-    elif layout.rows_dense:
-        points = np.ndarray((layout.num_points,), plan.dtype, layout.buf)
-    else:
-        rows = np.ndarray(
-            (layout.height, layout.width), plan.dtype, layout.buf,
-            strides=(layout.row_step, layout.point_step))
-        points = rows.reshape(-1)  # copies: padded rows cannot be one strided dimension
+    plan = _cloud_plan(cloud, field_names, layout.point_step)
+    try:  # the layout is validated against the buffer: numpy refusing it is still bad content
+        if layout.num_points == 0:
+            points = np.zeros(0, plan.native)
+        elif layout.rows_dense:
+            points = np.ndarray((layout.num_points,), plan.dtype, layout.buf)
+        else:
+            rows = np.ndarray(
+                (layout.height, layout.width), plan.dtype, layout.buf,
+                strides=(layout.row_step, layout.point_step))
+            points = rows.reshape(-1)  # copies: padded rows cannot be one strided dimension
+    except (ValueError, TypeError, MemoryError) as e:
+        raise PointCloudDecodeError(f'cannot view the cloud buffer: {e}', 'bad_layout') from e
     if points.dtype != plan.native:
         points = points.astype(plan.native)
     if skip_nans and not bool(getattr(cloud, 'is_dense', False)) and points.size:
@@ -278,20 +302,22 @@ def read_points_numpy(
     2**24 and float64 lose precision in float32, which is what the model consumes.
     """
     layout = _layout(cloud)
-    is_bigendian = bool(cloud.is_bigendian)
-    plan = _plan(_field_key(cloud), _names(field_names), layout.point_step, is_bigendian)
+    plan = _cloud_plan(cloud, field_names, layout.point_step)
     out = np.empty((layout.num_points, plan.width), np.float32)
     if layout.num_points == 0:
         return out
     rows = out.reshape(layout.height, layout.width, plan.width)
     col = 0
-    for offset, dt, count in plan.runs:
-        src = np.ndarray(
-            (layout.height, layout.width, count), dt, layout.buf, offset=offset,
-            strides=(layout.row_step, layout.point_step, dt.itemsize))
-        with np.errstate(over='ignore'):  # float64 beyond float32 range -> inf, no warning
-            rows[:, :, col:col + count] = src
-        col += count
+    try:  # the layout is validated against the buffer: numpy refusing it is still bad content
+        for offset, dt, count in plan.runs:
+            src = np.ndarray(
+                (layout.height, layout.width, count), dt, layout.buf, offset=offset,
+                strides=(layout.row_step, layout.point_step, dt.itemsize))
+            with np.errstate(over='ignore'):  # float64 beyond float32 range -> inf, no warning
+                rows[:, :, col:col + count] = src
+            col += count
+    except (ValueError, TypeError) as e:
+        raise PointCloudDecodeError(f'cannot view the cloud buffer: {e}', 'bad_layout') from e
     if skip_nans and plan.float_cols and not bool(getattr(cloud, 'is_dense', False)):
         out = out[~np.isnan(out[:, list(plan.float_cols)]).any(1)]
     return out
@@ -363,7 +389,8 @@ def _points_to_structured(points: Any, fields: Sequence[Any], dtype: np.dtype) -
         arr = np.zeros(points.shape[0], dtype)
         for f in fields:
             if f.name not in points.dtype.names:
-                raise PointCloudDecodeError(f'points have no field {f.name!r}')
+                raise PointCloudDecodeError(f'points have no field {f.name!r}',
+                                            'missing_field')
             arr[f.name] = points[f.name]
         return arr
     if isinstance(points, np.ndarray):
@@ -371,7 +398,8 @@ def _points_to_structured(points: Any, fields: Sequence[Any], dtype: np.dtype) -
         pts = points.reshape(-1, cols) if points.ndim == 1 and points.size == 0 else points
         if pts.ndim != 2 or pts.shape[1] != cols:
             raise PointCloudDecodeError(
-                f'points shape {points.shape} does not match {cols} field columns')
+                f'points shape {points.shape} does not match {cols} field columns',
+                'size_mismatch')
         arr = np.zeros(pts.shape[0], dtype)
         col = 0
         for f in fields:
@@ -383,4 +411,5 @@ def _points_to_structured(points: Any, fields: Sequence[Any], dtype: np.dtype) -
     try:
         return np.array(rows, dtype=dtype) if rows else np.zeros(0, dtype)
     except (TypeError, ValueError) as e:
-        raise PointCloudDecodeError(f'points do not match the fields: {e}') from e
+        raise PointCloudDecodeError(f'points do not match the fields: {e}',
+                                    'size_mismatch') from e

@@ -9,9 +9,12 @@ canonical feature (`radar_features`) comes from one source:
   from the sensor to the point, positive when receding (nuScenes gives vx_comp/vy_comp, not a
   Doppler channel).
 
-Errors surface at configuration time: a malformed preset when it is loaded, and a cloud that
-lacks a field the preset reads when the converter is bound to that cloud's fields (the first
-message, or a declared field list), with the missing and available names in the message.
+Errors surface at configuration time: a malformed preset when it is loaded (`RadarPresetError`),
+and a cloud that lacks a field the preset reads when the converter is bound to that cloud's
+fields (the first message, or a declared field list), with the missing and available names in
+the message. A cloud that does not fit the preset at run time raises `RadarConversionError`,
+a `SensorDecodeError` (reason 'missing_field', 'bad_layout', ...) like every other decode
+failure; it is also a `RadarPresetError`, so configuration-time callers catch it as before.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,6 +27,7 @@ import numpy as np
 import yaml
 
 from mm_fusion_ros.paths import config_dir
+from mm_fusion_ros.sensors.errors import SensorDecodeError
 from mm_fusion_ros.sensors.pointcloud import DATATYPES, PointFieldSpec, read_points_numpy
 from mm_fusion_ros.sensors.radar_features import (
     CANONICAL_RADAR_FEATURES,
@@ -42,12 +46,22 @@ _DATATYPE_NAMES = {
 }
 
 
+DEFAULT_RATE_HZ = 20.0  # a preset without rate_hz: the simulator's radar rate
+
+
 class RadarPresetError(ValueError):
     """A preset that is malformed, unknown, or asked for a feature it does not provide."""
 
 
-class MissingRadarFieldError(RadarPresetError):
+class RadarConversionError(SensorDecodeError, RadarPresetError):
+    """A cloud that does not fit the preset (bad content, not a bad preset file)."""
+
+
+class MissingRadarFieldError(RadarConversionError):
     """A cloud lacks a field that the preset reads."""
+
+    def __init__(self, message: str, reason: str = 'missing_field') -> None:
+        super().__init__(message, reason)
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,7 @@ class RadarPreset:
     sources: Mapping[str, FeatureSource]
     layout: tuple[PointFieldSpec, ...] = ()
     point_step: int | None = None
+    rate_hz: float = DEFAULT_RATE_HZ  # nominal frame rate: sensor timeouts scale with it
 
     def required_fields(
         self,
@@ -150,14 +165,22 @@ class RadarConverter:
         self._checked = names
 
     def __call__(self, cloud: Any) -> np.ndarray:
-        names = tuple(f.name for f in cloud.fields)
+        """Canonical (N, F) features of one cloud.
+
+        A cloud that does not fit raises a SensorDecodeError (PointCloudDecodeError,
+        RadarConversionError), never another exception.
+        """
+        try:
+            names = tuple(f.name for f in cloud.fields)
+        except (AttributeError, TypeError) as e:
+            raise RadarConversionError(f'unreadable PointCloud2 fields: {e}') from e
         if names != self._checked:
             self.bind(names)
         cols = read_points_numpy(cloud, self.needed)
         if cols.shape[1] != len(self.needed):
-            raise RadarPresetError(
+            raise RadarConversionError(
                 f'radar preset {self.preset.name!r} reads {self.needed}, but some of these'
-                ' fields have count > 1; a preset field must be a scalar'
+                ' fields have count > 1; a preset field must be a scalar', 'bad_layout'
             )
         column = {name: cols[:, i] for i, name in enumerate(self.needed)}
         n = cols.shape[0]
@@ -235,7 +258,15 @@ def preset_from_dict(data: Any, default_name: str = 'custom') -> RadarPreset:
         if sources[pos].radial_from is not None:
             raise RadarPresetError(f'preset {name!r}: {pos} cannot be derived from velocity')
     layout, point_step = _layout(name, data.get('layout'), data.get('point_step'))
-    return RadarPreset(name, str(data.get('description', '')), sources, layout, point_step)
+    try:
+        rate = float(data.get('rate_hz', DEFAULT_RATE_HZ))
+    except (TypeError, ValueError):
+        rate = math.nan
+    if not 0.1 <= rate <= 1000.0:
+        raise RadarPresetError(f'preset {name!r}: rate_hz must be in [0.1, 1000] Hz, got'
+                               f' {data.get("rate_hz")!r}')
+    return RadarPreset(name, str(data.get('description', '')), sources, layout, point_step,
+                       rate)
 
 
 def _source(name: str, feature: str, spec: Any) -> FeatureSource:

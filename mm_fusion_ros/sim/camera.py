@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from mm_fusion_ros.sensors.extrinsics import Extrinsic
 from mm_fusion_ros.sim.conditions import CAMERA_EFFECTS, CameraEffects, Condition
 from mm_fusion_ros.sim.dynamics import EgoState
 from mm_fusion_ros.sim.world import Actor, ActorKind, LightState, TrafficLight, World
@@ -54,6 +55,11 @@ class CameraConfig:
         """
         scale = 2 if view.fovea_height > 0 else 1
         return cls(width=scale * view.image_width, height=scale * view.image_height)
+
+    @property
+    def mount(self) -> Extrinsic:
+        """The camera's body frame in base_link: `mount_x` ahead of the centre, level."""
+        return Extrinsic(x=self.mount_x, z=self.mount_height)
 
     @property
     def fx(self) -> float:

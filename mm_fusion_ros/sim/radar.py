@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from mm_fusion_ros.sensors.extrinsics import Extrinsic
 from mm_fusion_ros.sim.conditions import RADAR_EFFECTS, Condition
 from mm_fusion_ros.sim.dynamics import EgoState
 from mm_fusion_ros.sim.world import ActorKind, World
@@ -39,6 +40,11 @@ class RadarConfig:
     rcs_guardrail: float = 0.0
     rcs_gantry: float = 12.0
     include_velocity: bool = False  # append ground-compensated (vx, vy) columns
+
+    @property
+    def mount(self) -> Extrinsic:
+        """The radar frame in base_link: on the front bumper, level, facing forward."""
+        return Extrinsic(x=self.mount_x, z=self.mount_z)
 
 
 _RCS_FIELD = {ActorKind.CAR: 'rcs_car', ActorKind.TRUCK: 'rcs_truck',
