@@ -9,11 +9,32 @@ from mm_fusion_ros.actions import ACTION_LABELS, Action, LaneChangeIntent, lane_
 
 
 class DecisionSource(IntEnum):
-    """`DrivingDecision.source` values."""
+    """`DrivingDecision.source` values: who made the published decision.
+
+    Where the published action differs from the model's, the source names why: the TTC
+    override, the fallback (controlled stop on a lost input), the radar-out caution (the
+    model's decision capped while the radar is briefly missing) or the dwell hold (the safety
+    layer keeps its previous action for `min_dwell`).
+    """
 
     MODEL = 0
     SAFETY_OVERRIDE = 1
     FALLBACK = 2
+    DWELL_HOLD = 3
+    RADAR_OUT_CAUTION = 4
+
+    @property
+    def label(self) -> str:
+        return _SOURCE_LABELS[self]
+
+
+_SOURCE_LABELS = {
+    DecisionSource.MODEL: 'model',
+    DecisionSource.SAFETY_OVERRIDE: 'override',
+    DecisionSource.FALLBACK: 'fallback',
+    DecisionSource.DWELL_HOLD: 'dwell',
+    DecisionSource.RADAR_OUT_CAUTION: 'radar-out caution',
+}
 
 
 @dataclass

@@ -82,17 +82,19 @@ def test_decision_node_passes_model_output_and_falls_back_when_radar_stops():
 
         assert spin_until(executor, fallback_seen, 5.0), 'no fallback after the radar stopped'
         t_fallback, msg = next((t, m) for t, m in finals if m.degraded and t > stop)
-        assert msg.source == DrivingDecision.SOURCE_FALLBACK
+        # Briefly missing: the model's decision, capped (no acceleration, at least FOLLOW).
+        assert msg.source == DrivingDecision.SOURCE_RADAR_OUT_CAUTION
         assert 'radar stale' in msg.degraded_reason
         assert msg.target_acceleration <= 0.0
         assert t_fallback - stop <= 2 * RADAR_PERIOD + 0.05, (
             f'fallback {t_fallback - stop:.3f} s after the last radar frame'
         )
-        # A sustained radar loss ends in a controlled stop.
+        # A sustained radar loss ends in a controlled stop, published as the fallback's.
         assert spin_until(
             executor,
             lambda: finals[-1][1].action == DrivingDecision.ACTION_STOP and finals[-1][1].degraded,
             5.0,
         )
+        assert finals[-1][1].source == DrivingDecision.SOURCE_FALLBACK
         executor.remove_node(probe)
         probe.destroy_node()

@@ -120,7 +120,9 @@ def test_radar_dropout_degrades_then_recovers(graph):
     assert graph.spin_until(lambda: first_degraded() is not None, 5.0), 'no fallback'
     t, msg = first_degraded()
     assert 'radar stale' in msg.degraded_reason
-    assert msg.source == DrivingDecision.SOURCE_FALLBACK and msg.target_acceleration <= 0.0
+    # Briefly missing: the model's decision capped, named as such (not the model's).
+    assert msg.source == DrivingDecision.SOURCE_RADAR_OUT_CAUTION
+    assert msg.target_acceleration <= 0.0
     assert t - stop <= 2 * PERIOD + SLACK, f'degraded {t - stop:.3f} s after the last radar'
 
     # Camera-only period: the fusion node runs on, flagging its output as radar-less.

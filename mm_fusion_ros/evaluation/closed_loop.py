@@ -5,13 +5,15 @@ history (FusionPipeline), the model, then the safety layer (SafetyLayer), so the
 what `mm-fusion demo` measures through DDS, minus transport.
 """
 
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 import math
 
 import numpy as np
 
-from mm_fusion_ros.decision import Decision
+from mm_fusion_ros.actions import Action
+from mm_fusion_ros.decision import Decision, DecisionSource
 from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
 from mm_fusion_ros.safety import SafetyConfig, SafetyLayer
 from mm_fusion_ros.sensors.radar_preprocess import preprocess_radar
@@ -80,6 +82,10 @@ class EpisodeOutcome:
     expert_actions: list[int]
     actions: list[int]
     model_actions: list[int]
+    # per frame: the final decision's DecisionSource (empty for a driver without one) and the
+    # true time-to-collision [s] of the state reached (inf: nothing in path)
+    sources: list[int] = field(default_factory=list)
+    ttcs: list[float] = field(default_factory=list)
 
     @classmethod
     def from_metrics(
@@ -89,6 +95,8 @@ class EpisodeOutcome:
         expert_actions: Sequence[int],
         actions: Sequence[int],
         model_actions: Sequence[int] = (),
+        sources: Sequence[int] = (),
+        ttcs: Sequence[float] = (),
     ) -> 'EpisodeOutcome':
         return cls(
             scenario=config.scenario.value,
@@ -102,6 +110,8 @@ class EpisodeOutcome:
             expert_actions=list(map(int, expert_actions)),
             actions=list(map(int, actions)),
             model_actions=list(map(int, model_actions)),
+            sources=list(map(int, sources)),
+            ttcs=list(map(float, ttcs)),
         )
 
     @property
@@ -125,15 +135,19 @@ def drive(
     options = SimOptions(render_camera=render, render_radar=render)
     sim = Simulator(config, options, camera)
     frame = sim.reset()
-    expert, decided, model = [], [], []
+    expert, decided, model, sources, ttcs = [], [], [], [], []
     while not frame.done:
         decision = policy(frame)
         expert.append(int(frame.label.action))
         decided.append(int(decision.action))
+        ttcs.append(float(frame.label.ttc))
+        if (source := getattr(decision, 'source', None)) is not None:
+            sources.append(int(source))
         if (proposal := getattr(policy, 'model_decision', None)) is not None:
             model.append(int(proposal.action))
         frame = sim.step(decision)
-    return EpisodeOutcome.from_metrics(config, sim.metrics(), expert, decided, model)
+    return EpisodeOutcome.from_metrics(config, sim.metrics(), expert, decided, model,
+                                       sources, ttcs)
 
 
 def summarize(outcomes: Sequence[EpisodeOutcome]) -> dict:
@@ -164,6 +178,53 @@ def outcomes_to_rows(outcomes: Sequence[EpisodeOutcome]) -> list[dict]:
 def _json_value(v):
     if isinstance(v, float) and not math.isfinite(v):
         return None
-    if isinstance(v, list):  # Action values are single digits: '0022...' per episode
+    if isinstance(v, list) and v and all(isinstance(x, float) for x in v):
+        return [_json_value(x) for x in v]
+    if isinstance(v, list):  # Action / source values are single digits: '0022...' per episode
         return ''.join(map(str, v))
     return v
+
+
+_BRAKES = (int(Action.STOP), int(Action.EMERGENCY_BRAKE))
+
+
+def decision_report(outcomes: Sequence[EpisodeOutcome]) -> dict:
+    """Where the published decision is not the model's, and what the safety layer cost.
+
+    - phantom emergency brakes: final EMERGENCY_BRAKE where neither the model nor the expert
+      calls one; phantom stops: final STOP where neither calls STOP or EMERGENCY_BRAKE; both
+      overall and per condition (frames, phantom frames);
+    - final != model: frames per `DecisionSource` label of the final decision (override,
+      fallback, dwell, radar-out caution; 'model' would be a difference nobody accounts for);
+    - the true time to collision at each episode's first emergency brake (per scenario).
+    Drivers without model decisions or sources (the expert) are skipped.
+    """
+    frames, phantom_eb, phantom_stop = Counter(), Counter(), Counter()
+    differs: Counter = Counter()
+    first_eb: dict[str, list[float]] = {}
+    for o in outcomes:
+        if not o.model_actions or not o.sources:
+            continue
+        final, model, expert = (np.asarray(v) for v in (o.actions, o.model_actions,
+                                                         o.expert_actions))
+        eb = int(Action.EMERGENCY_BRAKE)
+        frames[o.condition] += len(final)
+        phantom_eb[o.condition] += int(np.sum((final == eb) & (model != eb) & (expert != eb)))
+        phantom_stop[o.condition] += int(np.sum((final == int(Action.STOP))
+                                                & ~np.isin(model, _BRAKES)
+                                                & ~np.isin(expert, _BRAKES)))
+        for i in np.flatnonzero(final != model):
+            differs[DecisionSource(o.sources[i]).label] += 1
+        hits = np.flatnonzero(final == eb)
+        if len(hits) and o.ttcs:
+            first_eb.setdefault(o.scenario, []).append(float(o.ttcs[hits[0]]))
+    total = sum(frames.values())
+    return {
+        'frames': total,
+        'phantom_emergency_brake_frames': sum(phantom_eb.values()),
+        'phantom_stop_frames': sum(phantom_stop.values()),
+        'by_condition': {c: {'frames': frames[c], 'phantom_emergency_brake': phantom_eb[c],
+                             'phantom_stop': phantom_stop[c]} for c in sorted(frames)},
+        'final_differs_by_source': dict(differs.most_common()),
+        'first_emergency_brake_ttc_s': first_eb,
+    }
