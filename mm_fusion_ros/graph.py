@@ -1,12 +1,17 @@
 """The node graphs, defined once for the launch files and the in-process runner.
 
-`launch/*.launch.py` turn each NodeSpec into a launch_ros `Node`; `mm-fusion up` turns it into
-an rclpy node in one process (the pip path, where launch_ros is not installable). Topic names
-inside nodes are private (`~/input/...`, `~/output/...`) and remapped here, so integrating the
-package into a vehicle stack is a matter of remappings.
+`launch/*.launch.py` turn each NodeSpec into a launch_ros `Node` (`LifecycleNode` for the
+managed ones); `mm-fusion up` turns it into an rclpy node in one process (the pip path, where
+launch_ros is not installable). Every node reads the one params file (`config/params.yaml`:
+shared settings in `/**`, then a block per node). Topic names inside nodes are private
+(`~/input/...`, `~/output/...`) and remapped here, so integrating the package into a vehicle
+stack is a matter of remappings.
 """
 
 from dataclasses import dataclass, field
+
+from mm_fusion_ros.params.nodes import NODE_PARAMS
+from mm_fusion_ros.params.spec import graph_overrides
 
 PACKAGE = 'mm_fusion_ros'
 
@@ -30,15 +35,14 @@ class NodeSpec:
     name: str
     executable: str  # console script (`ros2 run mm_fusion_ros <executable>`)
     node_class: str  # 'module:Class', for the in-process runner
-    params_file: str  # file name in config/
     remappings: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    managed: bool = False  # a lifecycle node: configure and activate it after start
 
 
 FUSION_NODE = NodeSpec(
     name='fusion_node',
     executable='fusion_node',
     node_class='mm_fusion_ros.ros.fusion_node:FusionNode',
-    params_file='fusion.yaml',
     remappings=(
         ('~/input/image', CAMERA_IMAGE),
         ('~/input/image/compressed', CAMERA_COMPRESSED),
@@ -48,26 +52,26 @@ FUSION_NODE = NodeSpec(
         ('~/output/decision', RAW_DECISION),
         ('~/output/markers', FUSION_MARKERS),
     ),
+    managed=True,
 )
 
 DECISION_NODE = NodeSpec(
     name='decision_node',
     executable='decision_node',
     node_class='mm_fusion_ros.ros.decision_node:DecisionNode',
-    params_file='decision.yaml',
     remappings=(
         ('~/input/decision', RAW_DECISION),
         ('~/input/radar', RADAR_POINTS),
         ('~/output/decision', DECISION),
         ('~/output/accel_cmd', ACCEL_COMMAND),
     ),
+    managed=True,
 )
 
 SIM_NODE = NodeSpec(
     name='sim_node',
     executable='sim_node',
     node_class='mm_fusion_ros.ros.sim_node:SimNode',
-    params_file='sim.yaml',
     remappings=(
         ('~/output/image', CAMERA_IMAGE),
         ('~/output/camera_info', CAMERA_INFO),
@@ -89,6 +93,15 @@ def graph(name: str) -> tuple[NodeSpec, ...]:
         return GRAPHS[name]
     except KeyError:
         raise ValueError(f'unknown graph {name!r}; choose one of {sorted(GRAPHS)}') from None
+
+
+def node_overrides(graph_name: str, values: dict) -> dict[str, dict]:
+    """{node: {parameter: value}}: each setting to every node of the graph that declares it.
+
+    Settings given once for a graph (launch arguments, `mm-fusion up` options, a bag layout)
+    are routed here, by the nodes' parameter specs, never by a hand-kept table.
+    """
+    return graph_overrides({s.name: NODE_PARAMS[s.name] for s in graph(graph_name)}, values)
 
 
 def ros_args(spec: NodeSpec, params_files: list[str], namespace: str = '') -> list[str]:

@@ -1,13 +1,14 @@
 """Faults at start-up and in the model: bad checkpoints, absent CUDA, slow inference.
 
-- A missing, corrupt or wrong-version checkpoint makes the `fusion_node` executable exit
-  non-zero with the reason on stderr (run as a subprocess, as `ros2 run` would).
+- A missing, corrupt or wrong-version checkpoint makes the `fusion_node --autostart` executable
+  exit non-zero with the reason on stderr (run as a subprocess, as `ros2 run` would).
 - `device: cuda` on a machine without CUDA runs on CPU with a warning (skipped with CUDA).
 - A model slower than the camera (200 ms per frame at 20 Hz) never grows the camera queue past
   `queue_size`: the oldest frames are dropped and counted, memory stays flat.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -54,14 +55,15 @@ def test_bad_checkpoint_exits_non_zero_with_the_reason(checkpoint, tmp_path):
     procs = {}
     for name, (path, _) in cases.items():  # started together: each pays the import cost
         procs[name] = subprocess.Popen(
-            [sys.executable, '-m', 'mm_fusion_ros.ros.fusion_node', '--ros-args',
+            [sys.executable, '-m', 'mm_fusion_ros.ros.fusion_node', '--autostart', '--ros-args',
              '-p', f'checkpoint:={path}', '-p', 'device:=cpu'],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+            start_new_session=True)  # the wheels' bootstrapper may re-exec: kill the group
     for name, proc in procs.items():
         try:
             out, err = proc.communicate(timeout=90)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail(f'{name}: fusion_node did not exit on a bad checkpoint')
         path, reason = cases[name]
         assert proc.returncode != 0, f'{name}: exit code 0\n{err}'

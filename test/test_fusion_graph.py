@@ -95,12 +95,12 @@ def test_graph_publishes_decision_with_camera_stamp(random_checkpoint):
         probe.destroy_node()
 
 
-def test_bad_checkpoint_fails_at_start(tmp_path):
-    from mm_fusion_ros.model.checkpoint import CheckpointError
+def test_bad_checkpoint_fails_at_configure(tmp_path):
+    from mm_fusion_ros.ros.lifecycle import StartError
 
     bad = tmp_path / 'corrupt.pt'
     bad.write_bytes(b'not a checkpoint')
-    with pytest.raises(CheckpointError):
+    with pytest.raises(StartError, match='configure failed'):
         with running_graph(
             'fusion', overrides={'fusion_node': {'checkpoint': str(bad)}}, nodes=['fusion_node']
         ):

@@ -1,4 +1,4 @@
-"""Launch files: every node names an existing console script and existing config files.
+"""Launch files: every node names an existing console script and has a params-file block.
 
 The launch files build their nodes from `mm_fusion_ros.graph`, so checking the graph spec
 checks the launch files; the AST check makes sure each launch file uses it. When launch_ros is
@@ -52,7 +52,6 @@ def test_graph_nodes_have_console_scripts_configs_and_classes():
     for graph in GRAPHS.values():
         for spec in graph:
             assert spec.executable in scripts, f'{spec.executable} is not a console script'
-            assert (REPO / 'config' / spec.params_file).is_file(), spec.params_file
             module, cls = spec.node_class.split(':')
             assert importlib.util.find_spec(module) is not None, module
             text = (REPO / (module.replace('.', '/') + '.py')).read_text()
@@ -60,13 +59,14 @@ def test_graph_nodes_have_console_scripts_configs_and_classes():
             assert f"'{spec.name}'" in text, f'{cls} must be named {spec.name!r}'
 
 
-def test_params_files_are_ros_parameter_files():
+def test_params_file_has_a_block_for_every_node_of_every_graph():
     import yaml
 
-    params_files = {spec.params_file for graph in GRAPHS.values() for spec in graph}
-    for name in params_files:
-        data = yaml.safe_load((REPO / 'config' / name).read_text())
-        assert list(data) == ['/**'] and 'ros__parameters' in data['/**'], name
+    data = yaml.safe_load((REPO / 'config' / 'params.yaml').read_text())
+    assert 'ros__parameters' in data['/**']
+    for graph in GRAPHS.values():
+        for spec in graph:
+            assert 'ros__parameters' in data[f'/**/{spec.name}'], spec.name
 
 
 def test_launch_descriptions_build_when_launch_ros_is_installed():

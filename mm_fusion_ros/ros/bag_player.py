@@ -41,6 +41,7 @@ from mm_fusion_ros.evaluation.replay import (
     NO_ACTION,
     BagResult,
     ReplayConfig,
+    bag_settings,
     camera_duration_s,
     frames_from_rows,
     node_configs,
@@ -54,6 +55,7 @@ from mm_fusion_ros.graph import (
     RADAR_POINTS,
     RAW_DECISION,
 )
+from mm_fusion_ros.params.nodes import FusionNodeParams
 from mm_fusion_ros.ros.messages import DrivingDecision
 from mm_fusion_ros.ros.time import stamp_from_ns, stamp_to_ns
 
@@ -67,11 +69,11 @@ class PlayerConfig:
     publish_clock: bool = True      # /clock with bag time (run the graph with use_sim_time)
     start_delay: float = 0.2        # [s] wall time between discovery and the first message
     clock_settle: float = 0.01      # [s] wall time between a /clock update and its message
-    radar_wait: float = 0.03        # [s] fusion_node's radar_wait (wall time)
+    radar_wait: float = FusionNodeParams.radar_wait  # [s] fusion_node's (wall time)
     lockstep: bool = True           # wait for each camera frame's final decision (when a
     # recorder is attached) before going on, so the graph's clock never runs ahead of it
     lockstep_timeout: float = 1.0   # [s] wall; a frame without a decision by then is a miss
-    sync_slop: float = 0.06         # [s] fusion_node's sync_slop (pairing rule)
+    sync_slop: float = FusionNodeParams.sync_slop  # [s] fusion_node's (pairing rule)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def __post_init__(self) -> None:
@@ -81,7 +83,7 @@ class PlayerConfig:
 
 def player_config(topics: BagTopics, rate: float = 1.0, replay: ReplayConfig | None = None,
                   lockstep: bool = True) -> PlayerConfig:
-    """Player settings matching the fusion_node parameters in config/fusion.yaml."""
+    """Player settings matching fusion_node's parameters in the shipped params file."""
     nodes = node_configs(topics)
     return PlayerConfig(rate=rate, sync_slop=nodes.pipeline.sync_slop,
                         radar_wait=nodes.radar_wait, replay=replay or ReplayConfig(),
@@ -222,14 +224,15 @@ def spin_until(executor: Executor, condition: Any, timeout: float) -> bool:
     return bool(condition())
 
 
-def graph_overrides(topics: BagTopics, checkpoint: str | None, device: str = 'cpu',
-                    num_threads: int = 2) -> dict[str, dict]:
+def graph_settings(topics: BagTopics, checkpoint: str | None, device: str = 'cpu',
+                   num_threads: int | None = None) -> dict[str, Any]:
     """Node parameters that make the graph read this bag layout (same as the offline mode)."""
-    fusion = {'radar_preset': topics.radar_preset, 'camera_transport': topics.image_kind,
-              'device': device, 'num_threads': num_threads}
+    settings = dict(bag_settings(topics), device=device)
+    if num_threads:
+        settings['num_threads'] = num_threads
     if checkpoint:
-        fusion['checkpoint'] = str(checkpoint)
-    return {'fusion_node': fusion, 'decision_node': {'radar_preset': topics.radar_preset}}
+        settings['checkpoint'] = str(checkpoint)
+    return settings
 
 
 def play_and_record(
@@ -287,14 +290,19 @@ def play_and_record(
                      'model_action': recorder.raw.get(stamp, NO_ACTION)})
     frames = frames_from_rows(rows, player.truth, bag_index)
     counts = dict(player.counts, decisions_received=recorder.received,
-                  frames_without_decision=sum(1 for r in rows if r['action'] == NO_ACTION))
+                  frames_without_decision=sum(1 for r in rows if r['action'] == NO_ACTION),
+                  fallback=sum(1 for r in rows
+                               if r.get('source') == DrivingDecision.SOURCE_FALLBACK))
+    from mm_fusion_ros.evaluation.replay_report import bag_thumbnails
+
     return BagResult(str(path), topics.name, 'online', camera_duration_s(frames['stamp_ns']),
-                     frames, counts, player.info)
+                     frames, counts, player.info,
+                     thumbnails=bag_thumbnails(path, topics, config.sync_slop))
 
 
 def evaluate_bag_online(
     path: str, topics: BagTopics, checkpoint: str | None, config: PlayerConfig | None = None,
-    *, attach: bool = False, num_threads: int = 2, bag_index: int = 0,
+    *, attach: bool = False, num_threads: int | None = None, bag_index: int = 0,
 ) -> BagResult:
     """Play a bag into the fusion graph and record the final decisions.
 
@@ -315,7 +323,7 @@ def evaluate_bag_online(
             rclpy.try_shutdown(context=context)
     from mm_fusion_ros.ros.runner import running_graph
 
-    overrides = graph_overrides(topics, checkpoint, num_threads=num_threads)
-    with running_graph('fusion', overrides=overrides, use_sim_time=True) as (executor, nodes):
+    settings = graph_settings(topics, checkpoint, num_threads=num_threads)
+    with running_graph('fusion', settings=settings, use_sim_time=True) as (executor, nodes):
         return play_and_record(executor, nodes['fusion_node'].context, path, topics, config,
                                bag_index=bag_index)

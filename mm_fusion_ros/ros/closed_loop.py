@@ -6,11 +6,13 @@ import time
 from mm_fusion_ros.evaluation.closed_loop import EpisodeOutcome, drive
 from mm_fusion_ros.model.checkpoint import read_checkpoint
 from mm_fusion_ros.model.config import FusionModelConfig
-from mm_fusion_ros.paths import default_checkpoint
+from mm_fusion_ros.paths import resolve_checkpoint
 from mm_fusion_ros.ros.runner import DEFAULT_EXECUTOR, running_graph
+from mm_fusion_ros.ros.view_node import attached_view
 from mm_fusion_ros.sim.camera import CameraConfig
 from mm_fusion_ros.sim.scenarios import SCENARIO_TYPES
 from mm_fusion_ros.sim.simulator import expert_policy
+from mm_fusion_ros.view.options import ViewOptions
 
 
 @dataclass
@@ -30,10 +32,11 @@ def run_closed_loop_graph(
     device: str = 'auto',
     executor: str = DEFAULT_EXECUTOR,
     timeout_s: float = 1800.0,
+    view: ViewOptions | None = None,
 ) -> ClosedLoopResult:
     """Drive `episodes` held-out scenarios (one per type, cycling) through the node graph."""
     types = [t.value for t in SCENARIO_TYPES]
-    camera = model_camera(checkpoint or default_checkpoint())
+    camera = model_camera(resolve_checkpoint(checkpoint))
     sim_params = {
         'camera_width': camera.width,
         'camera_height': camera.height,
@@ -53,7 +56,7 @@ def run_closed_loop_graph(
     with running_graph('sim', overrides=overrides, executor=executor, use_sim_time=True) as (
         exe,
         nodes,
-    ):
+    ), attached_view(view, exe, nodes['sim_node'].context, use_sim_time=True):
         sim = nodes['sim_node']
         while not sim.finished and time.monotonic() - start < timeout_s:
             exe.spin_once(timeout_sec=0.1)

@@ -1,169 +1,116 @@
 """decision_node: the safety layer between the fusion model and the vehicle stack.
 
 Consumes the fusion node's raw decision and the radar, publishes the final DrivingDecision and
-an AccelStamped command. A watchdog timer publishes a degraded fallback when the radar or the
-fusion output goes stale, so a dead sensor is never silent.
+an AccelStamped command. Output rate: one decision per fusion output (the camera rate), a
+radar TTC override at once, and while an input is stale (or before the first fusion output)
+the degraded fallback: its onset at once, then at `fallback_rate`. A dead sensor is never
+silent, and a graph that has not started yet does not flood the stack.
+
+A managed node: configure builds the safety layer and the topics, activate starts publishing.
 """
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import AccelStamped
-import rclpy
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import PointCloud2
 
 from mm_fusion_ros.decision import Decision, DecisionSource
+from mm_fusion_ros.params.nodes import DecisionNodeParams
 from mm_fusion_ros.ros import diagnostics
+from mm_fusion_ros.ros.lifecycle import node_main
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg, msg_to_decision
-from mm_fusion_ros.ros.params import declare_choice, declare_float, declare_int, declare_value
+from mm_fusion_ros.ros.params import declare_parameters, on_parameters_set
 from mm_fusion_ros.ros.time import stamp_from_ns
-from mm_fusion_ros.safety import DecisionLogic, SafetyConfig
+from mm_fusion_ros.safety import DecisionLogic
+from mm_fusion_ros.sensors.extrinsics import Extrinsic
+from mm_fusion_ros.sensors.front_end import RadarToModel
 from mm_fusion_ros.sensors.pointcloud import PointCloudDecodeError
-from mm_fusion_ros.sensors.radar_presets import list_presets, load_preset
+from mm_fusion_ros.sensors.radar_presets import RadarPresetError
+
+NS = 1_000_000_000
 
 
-class DecisionNode(Node):
+class DecisionNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__('decision_node', **kwargs)
-        defaults = SafetyConfig()
-        config = SafetyConfig(
-            radar_timeout=declare_float(
-                self,
-                'radar_timeout',
-                defaults.radar_timeout,
-                'No radar frame for this long [s] -> degraded fallback.',
-                0.01,
-                10.0,
-            ),
-            radar_lost_timeout=declare_float(
-                self,
-                'radar_lost_timeout',
-                defaults.radar_lost_timeout,
-                'No radar frame for this long [s] -> controlled stop.',
-                0.01,
-                60.0,
-            ),
-            degraded_max_acceleration=declare_float(
-                self,
-                'degraded_max_acceleration',
-                defaults.degraded_max_acceleration,
-                'Acceleration cap while the radar is briefly missing [m/s^2].',
-                -10.0,
-                5.0,
-            ),
-            decision_timeout=declare_float(
-                self,
-                'decision_timeout',
-                defaults.decision_timeout,
-                'No fusion output for this long [s] -> degraded fallback.',
-                0.01,
-                10.0,
-            ),
-            fallback_acceleration=declare_float(
-                self,
-                'fallback_acceleration',
-                defaults.fallback_acceleration,
-                'Deceleration while degraded [m/s^2].',
-                -10.0,
-                0.0,
-            ),
-            emergency_acceleration=declare_float(
-                self,
-                'emergency_acceleration',
-                defaults.emergency_acceleration,
-                'Deceleration of every EMERGENCY_BRAKE (model or radar TTC override) [m/s^2].',
-                -15.0,
-                0.0,
-            ),
-            ttc_brake_threshold=declare_float(
-                self,
-                'ttc_brake_threshold',
-                defaults.ttc_brake_threshold,
-                'Radar time-to-collision below which to brake [s].',
-                0.0,
-                10.0,
-            ),
-            ttc_confirm_frames=declare_int(
-                self,
-                'ttc_confirm_frames',
-                defaults.ttc_confirm_frames,
-                'Consecutive radar frames with a return below the TTC threshold.',
-                1,
-                20,
-            ),
-            ttc_track_gate=declare_float(
-                self,
-                'ttc_track_gate',
-                defaults.ttc_track_gate,
-                'Range and lateral gate around the threat predicted from the last radar frame; '
-                'only a return inside it confirms the threat (0: any return does) [m].',
-                0.0,
-                10.0,
-            ),
-            corridor_half_width=declare_float(
-                self,
-                'corridor_half_width',
-                defaults.corridor_half_width,
-                'Half width of the ego path for the TTC check [m].',
-                0.5,
-                5.0,
-            ),
-            min_dwell=declare_float(
-                self,
-                'min_dwell',
-                defaults.min_dwell,
-                'A new, less cautious action must persist this long [s].',
-                0.0,
-                5.0,
-            ),
-            max_jerk=declare_float(
-                self,
-                'max_jerk',
-                defaults.max_jerk,
-                'Rate limit on the target acceleration [m/s^3].',
-                0.1,
-                100.0,
-            ),
-        )
-        preset = declare_choice(
-            self, 'radar_preset', 'sim', 'Radar message layout.', tuple(list_presets())
-        )
-        watchdog_rate = declare_float(
-            self, 'watchdog_rate', 100.0, 'Staleness checks per second [Hz].', 1.0, 1000.0
-        )
-        self._frame_id = declare_value(self, 'frame_id', 'base_link', 'Frame of the command.')
-        diag_period = declare_float(
-            self, 'diagnostics_period', 1.0, 'Diagnostics publish period [s].', 0.1, 60.0
-        )
+        self._params = declare_parameters(self, DecisionNodeParams)
+        on_parameters_set(self, lambda: self._params, self._apply)
+        self._logic: DecisionLogic | None = None
+        self._active = False
+        self._entities: list = []
+        self.configure_error = ''  # why the last configure failed (StartError says it)
+        self._counts = self._zero_counts()
 
-        self._logic = DecisionLogic(config)
-        self._safety = self._logic.safety
-        self._radar_to_canonical = load_preset(preset).converter()
+    @staticmethod
+    def _zero_counts() -> dict[str, int]:
+        return {'published': 0, 'fallback': 0, 'override': 0, 'radar_rejected': 0,
+                'decision_rejected': 0}
+
+    def _apply(self, params: DecisionNodeParams) -> None:
+        self._params = params
+        if self._logic is not None:
+            self._logic.safety.config = params.safety_config()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        p = self._params
+        try:
+            self._radar_to_canonical = RadarToModel(p.radar_preset,
+                                                    Extrinsic.from_values(p.radar_mount))
+            self._logic = DecisionLogic(p.safety_config())
+        except (RadarPresetError, ValueError) as exc:
+            self.configure_error = str(exc)
+            self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self._counts = self._zero_counts()
         self._last_now_ns = 0
-        self._counts = {
-            'published': 0,
-            'fallback': 0,
-            'override': 0,
-            'radar_rejected': 0,
-            'decision_rejected': 0,
-        }
-
-        self._decision_pub = self.create_publisher(DrivingDecision, '~/output/decision', 10)
-        self._accel_pub = self.create_publisher(AccelStamped, '~/output/accel_cmd', 10)
+        self._last_fallback_ns: int | None = None
+        self._decision_pub = self.create_lifecycle_publisher(
+            DrivingDecision, '~/output/decision', 10)
+        self._accel_pub = self.create_lifecycle_publisher(AccelStamped, '~/output/accel_cmd', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(DrivingDecision, '~/input/decision', self._on_decision, 10)
-        self.create_subscription(
-            PointCloud2,
-            '~/input/radar',
-            self._on_radar,
-            qos_profile_sensor_data,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        )
-        self.create_timer(1.0 / watchdog_rate, self._on_watchdog)
-        self.create_timer(diag_period, self._publish_diagnostics)
+        self._entities = [
+            self._decision_pub, self._accel_pub, self._diag_pub,
+            self.create_subscription(DrivingDecision, '~/input/decision', self._on_decision, 10),
+            self.create_subscription(
+                PointCloud2, '~/input/radar', self._on_radar, qos_profile_sensor_data,
+                qos_overriding_options=QoSOverridingOptions.with_default_policies()),
+            self.create_timer(1.0 / p.watchdog_rate, self._on_watchdog),
+            self.create_timer(p.diagnostics_period, self._publish_diagnostics),
+        ]
+        return TransitionCallbackReturn.SUCCESS
 
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._logic.reset()  # staleness counts from activation, not from configure
+        self._last_fallback_ns = None
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        for entity in self._entities:
+            if entity in self._managed_entities:
+                self.destroy_lifecycle_publisher(entity)
+            elif hasattr(entity, 'cancel'):
+                self.destroy_timer(entity)
+            elif hasattr(entity, 'publish'):
+                self.destroy_publisher(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._entities = []
+        self._logic = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self.on_cleanup(state)
+
+    # -- inputs -------------------------------------------------------------------------------
     def _now_ns(self) -> int:
         now = self.get_clock().now().nanoseconds
         if now < self._last_now_ns:
@@ -171,10 +118,13 @@ class DecisionNode(Node):
                 'clock jumped backwards (bag loop or sim reset): clearing safety history'
             )
             self._logic.reset()
+            self._last_fallback_ns = None
         self._last_now_ns = now
         return now
 
     def _on_radar(self, msg: PointCloud2) -> None:
+        if not self._active:
+            return
         now = self._now_ns()
         try:
             points = self._radar_to_canonical(msg)
@@ -187,6 +137,8 @@ class DecisionNode(Node):
             self._publish(decision)
 
     def _on_decision(self, msg: DrivingDecision) -> None:
+        if not self._active:
+            return
         now = self._now_ns()
         try:
             final = self._logic.on_model_decision(now, msg_to_decision(msg))
@@ -195,15 +147,25 @@ class DecisionNode(Node):
             self._counts['decision_rejected'] += 1
             self.get_logger().warning(f'rejected fusion output: {exc}', throttle_duration_sec=1.0)
             return
+        self._last_fallback_ns = None
         self._publish(final)
 
     def _on_watchdog(self) -> None:
-        decision = self._logic.on_watchdog(self._now_ns())
-        if decision is not None:
-            self.get_logger().warning(
-                f'degraded: {decision.degraded_reason}', throttle_duration_sec=2.0
-            )
-            self._publish(decision)
+        if not self._active:
+            return
+        now = self._now_ns()
+        decision = self._logic.on_watchdog(now)
+        if decision is None:
+            self._last_fallback_ns = None
+            return
+        period_ns = NS / self._params.fallback_rate
+        if self._last_fallback_ns is not None and now - self._last_fallback_ns < period_ns:
+            return  # the fallback stands; republished at fallback_rate, not watchdog_rate
+        self._last_fallback_ns = now
+        self.get_logger().warning(
+            f'degraded: {decision.degraded_reason}', throttle_duration_sec=2.0
+        )
+        self._publish(decision)
 
     def _publish(self, decision: Decision) -> None:
         self._counts['published'] += 1
@@ -211,39 +173,39 @@ class DecisionNode(Node):
             self._counts['fallback'] += 1
         elif decision.source == DecisionSource.SAFETY_OVERRIDE:
             self._counts['override'] += 1
-        self._decision_pub.publish(decision_to_msg(decision, self._frame_id))
+        frame_id = self._params.frame_id
+        self._decision_pub.publish(decision_to_msg(decision, frame_id))
         cmd = AccelStamped()
         cmd.header.stamp = stamp_from_ns(decision.stamp_ns)
-        cmd.header.frame_id = self._frame_id
+        cmd.header.frame_id = frame_id
         cmd.accel.linear.x = float(decision.target_acceleration)
         self._accel_pub.publish(cmd)
 
+    # -- diagnostics --------------------------------------------------------------------------
+    def readiness(self) -> tuple[int, str]:
+        """(level, message): not ready until the first fusion output, then staleness."""
+        if not self._active:
+            return diagnostics.OK, 'inactive'
+        if not self._logic.has_model_decision:
+            return diagnostics.WARN, 'not ready: no fusion output received yet'
+        reason = self._logic.safety.stale_reason(self._now_ns())
+        return (diagnostics.WARN, reason) if reason else (diagnostics.OK, 'ok')
+
     def _publish_diagnostics(self) -> None:
-        now = self._now_ns()
-        reason = self._safety.stale_reason(now)
-        level = diagnostics.WARN if reason else diagnostics.OK
-        values = dict(self._counts, radar_ttc=self._safety.radar_ttc)
+        level, message = self.readiness()
+        values = dict(self._counts, radar_ttc=self._logic.safety.radar_ttc,
+                      radar_timeout_s=self._logic.safety.config.radar_timeout_s)
         status = diagnostics.status(
-            'mm_fusion_ros: decision_node', 'decision_node', level, reason or 'ok', values
+            'mm_fusion_ros: decision_node', 'decision_node', level, message, values
         )
         self._diag_pub.publish(
             diagnostics.diagnostic_array(self.get_clock().now().to_msg(), [status])
         )
 
 
-def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DecisionNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+def main(args=None) -> int:
+    return node_main(DecisionNode, 'decision_node', args)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

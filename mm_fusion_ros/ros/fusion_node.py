@@ -5,7 +5,7 @@ blocks the executor. The camera queue is bounded and drops the oldest frame (cou
 reported): the model always works on the freshest frame the sensors have given.
 """
 
-from collections import deque
+from collections import Counter, deque
 import copy
 import math
 import threading
@@ -14,27 +14,28 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from mm_fusion_ros.model.checkpoint import CheckpointError
 from mm_fusion_ros.model.predictor import FusionPredictor
-from mm_fusion_ros.paths import default_checkpoint
-from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
+from mm_fusion_ros.params.nodes import FusionNodeParams
+from mm_fusion_ros.paths import resolve_checkpoint
+from mm_fusion_ros.pipeline import FusionPipeline
 from mm_fusion_ros.ros import diagnostics
+from mm_fusion_ros.ros.lifecycle import node_main
 from mm_fusion_ros.ros.markers import decision_markers
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg
-from mm_fusion_ros.ros.params import declare_choice, declare_float, declare_int, declare_value
-from mm_fusion_ros.ros.runner import DEFAULT_EXECUTOR, make_executor, spin
-from mm_fusion_ros.sensors.image import ImageDecodeError, image_to_rgb
-from mm_fusion_ros.sensors.odometry import OdometryError, forward_speed
-from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig
-from mm_fusion_ros.sensors.radar_presets import RadarPresetError, list_presets
+from mm_fusion_ros.ros.params import declare_parameters, on_parameters_set
+from mm_fusion_ros.sensors.camera_geometry import PinholeCamera
+from mm_fusion_ros.sensors.errors import SensorDecodeError, reason_of
+from mm_fusion_ros.sensors.front_end import MODEL_RADAR_MOUNT
+from mm_fusion_ros.sensors.image import image_to_rgb
+from mm_fusion_ros.sensors.odometry import forward_speed
+from mm_fusion_ros.sensors.radar_presets import RadarPresetError
 from mm_fusion_ros.sensors.sync import msg_stamp_ns
 from mm_fusion_ros.stats import LatencyStats, RateMeter
 
@@ -42,84 +43,33 @@ NS = 1_000_000_000
 ODOMETRY_QUEUE_DEPTH = 50  # readings; covers a 0.5 s burst at 100 Hz
 
 
-class FusionNode(Node):
+class FusionNode(LifecycleNode):
+    """Managed node: configure loads and warms up the model, activate starts publishing."""
+
     def __init__(self, **kwargs) -> None:
         super().__init__('fusion_node', **kwargs)
         self._lock = threading.Condition()
-        self._stop = False
+        self._stop = True
         self._worker: threading.Thread | None = None
-        transport = declare_choice(
-            self, 'camera_transport', 'raw', 'Camera message type.', ('raw', 'compressed')
-        )
-        preset = declare_choice(
-            self, 'radar_preset', 'sim', 'Radar message layout.', tuple(list_presets())
-        )
-        checkpoint = declare_value(
-            self, 'checkpoint', '', 'Model checkpoint (.pt); empty uses the shipped one.'
-        )
-        device = declare_value(self, 'device', 'auto', 'auto, cpu, cuda or cuda:N.')
-        threads = declare_int(self, 'num_threads', 2, 'CPU inference threads.', 1, 256)
-        self._sync_slop = declare_float(
-            self, 'sync_slop', 0.06, 'Max camera-radar stamp difference [s].', 0.0, 1.0
-        )
-        self._radar_wait = declare_float(
-            self,
-            'radar_wait',
-            0.03,
-            'How long a camera frame waits for its radar frame before running without [s].',
-            0.0,
-            1.0,
-        )
-        odometry_max_age = declare_float(
-            self, 'odometry_max_age', 0.2,
-            'Odometry older than this at a camera stamp leaves the ego speed unknown [s].',
-            0.0, 10.0,
-        )
-        self._queue_size = declare_int(
-            self, 'queue_size', 1, 'Camera frames waiting for the model (drop oldest).', 1, 100
-        )
-        self._expected_rate = declare_float(
-            self,
-            'expected_camera_rate',
-            20.0,
-            'Publisher camera rate [Hz]; warn when far fewer frames arrive.',
-            0.0,
-            1000.0,
-        )
-        max_radar_points = declare_int(
-            self, 'max_radar_points', 512, 'Radar points kept per frame.', 1, 100000
-        )
-        self._markers_every = declare_int(
-            self, 'markers_every', 2, 'Publish markers every N decisions (0 = never).', 0, 1000
-        )
-        diag_period = declare_float(
-            self, 'diagnostics_period', 1.0, 'Diagnostics publish period [s].', 0.1, 60.0
-        )
-        self._frame_id = declare_value(self, 'frame_id', 'base_link', 'Decision frame.')
+        self._predictor = None
+        self._pipeline: FusionPipeline | None = None
+        self._entities: list = []  # what configure created and cleanup destroys
+        self.configure_error = ''  # why the last configure failed (StartError says it)
+        self._params = declare_parameters(self, FusionNodeParams)
+        on_parameters_set(self, lambda: self._params, self._apply)
+        self._reset_stats()
 
-        path = checkpoint or str(default_checkpoint())
-        # A bad checkpoint is a configuration error: raise (main() exits non-zero).
-        self._predictor = FusionPredictor.from_checkpoint(path, device=device, num_threads=threads)
-        self._predictor.warmup()  # first-call costs (ONNX export, kernels) before real frames
-        if self._predictor.device_fallback:
-            self.get_logger().warning(
-                f'device {device!r} unavailable, running on {self._predictor.device}'
-            )
-        self._pipeline = FusionPipeline(
-            self._predictor,
-            PipelineConfig(
-                radar_preset=preset,
-                sync_slop=self._sync_slop,
-                preprocess=RadarPreprocessConfig(max_points=max_radar_points),
-                odometry_max_age=odometry_max_age,
-            ),
-        )
-        self.get_logger().info(
-            f'model {path} on {self._predictor.device} ({self._predictor.backend}); '
-            f'radar preset {preset!r}; '
-            f'camera {transport}'
-        )
+    def _apply(self, params: FusionNodeParams) -> None:
+        """The run-time settable parameters (read-only ones never change after declare)."""
+        self._params = params
+        with self._lock:
+            if self._pipeline is not None:
+                self._pipeline.set_odometry_max_age(params.odometry_max_age)
+            while len(self._jobs) > params.queue_size:
+                self._jobs.popleft()
+                self._counts['dropped'] += 1
 
+    def _reset_stats(self) -> None:
         self._jobs: deque = deque()
         self._counts = {
             'camera_frames': 0,
@@ -130,10 +80,12 @@ class FusionNode(Node):
             'radar_rejected': 0,
             'odometry_frames': 0,
             'odometry_rejected': 0,
+            'camera_info_rejected': 0,
             'degraded': 0,
             'clock_resets': 0,
             'no_camera_history': 0,  # frames run without the earlier frame (stream start, gap)
         }
+        self._rejects: Counter = Counter()  # 'kind:reason' -> messages the decoders refused
         self._latency = LatencyStats()
         self._forward = LatencyStats()
         self._sync_wait = LatencyStats()  # camera arrival -> inference start (queue + radar sync)
@@ -145,43 +97,97 @@ class FusionNode(Node):
         self._last_radar_points = np.zeros((0, 5), np.float32)
         self._degraded_reason = ''
 
-        self._decision_pub = self.create_publisher(DrivingDecision, '~/output/decision', 10)
-        self._marker_pub = self.create_publisher(MarkerArray, '~/output/markers', 1)
+    # -- lifecycle ----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        p = self._params
+        path = resolve_checkpoint(p.checkpoint)
+        try:
+            self._predictor = FusionPredictor.from_checkpoint(
+                path, device=p.device, num_threads=p.num_threads)
+            self._predictor.warmup()  # first-call costs (ONNX export, kernels) before frames
+            self._pipeline = FusionPipeline(self._predictor, p.pipeline_config())
+        except (CheckpointError, RadarPresetError, ValueError) as exc:
+            self.configure_error = str(exc)
+            self.get_logger().error(f'configure failed: {exc}')
+            self._predictor = self._pipeline = None
+            return TransitionCallbackReturn.FAILURE
+        if self._predictor.device_fallback:
+            self.get_logger().warning(
+                f'device {p.device!r} unavailable, running on {self._predictor.device}')
+        self.get_logger().info(
+            f'model {path} on {self._predictor.device} ({self._predictor.backend}); '
+            f'radar preset {p.radar_preset!r}; camera {p.camera_transport}')
+        self._reset_stats()
+        self._decision_pub = self.create_lifecycle_publisher(
+            DrivingDecision, '~/output/decision', 10)
+        self._marker_pub = self.create_lifecycle_publisher(MarkerArray, '~/output/markers', 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         qos = dict(qos_overriding_options=QoSOverridingOptions.with_default_policies())
         # Radar and odometry first: when a camera frame and its radar frame are ready in the
         # same wait, rclpy's wait-set executors run callbacks in creation order, so the radar
         # frame is buffered before the camera frame reaches the worker (the events executor
         # dispatches in arrival order, where the radar frame published first is first).
-        self.create_subscription(
-            PointCloud2, '~/input/radar', self._on_radar, qos_profile_sensor_data, **qos
-        )
+        radar_sub = self.create_subscription(
+            PointCloud2, '~/input/radar', self._on_radar, qos_profile_sensor_data, **qos)
         # Odometry is small and may come in bursts (a bag player runs it ahead of the camera
         # frames it holds back for sync): a deeper queue than the sensor default of 5 keeps
         # the burst (measured: the first 5 of 61 readings were lost with depth 5).
         odometry_qos = copy.copy(qos_profile_sensor_data)
         odometry_qos.depth = ODOMETRY_QUEUE_DEPTH
-        self.create_subscription(
-            Odometry, '~/input/odom', self._on_odometry, odometry_qos, **qos
-        )
-        if transport == 'raw':
-            self.create_subscription(
-                Image, '~/input/image', self._on_image, qos_profile_sensor_data, **qos
-            )
-        else:
-            self.create_subscription(
-                CompressedImage,
-                '~/input/image/compressed',
-                self._on_image,
-                qos_profile_sensor_data,
-                **qos,
-            )
-        self.create_timer(diag_period, self._publish_diagnostics)
+        odom_sub = self.create_subscription(
+            Odometry, '~/input/odom', self._on_odometry, odometry_qos, **qos)
+        image_type, image_topic = ((Image, '~/input/image') if p.camera_transport == 'raw'
+                                   else (CompressedImage, '~/input/image/compressed'))
+        image_sub = self.create_subscription(
+            image_type, image_topic, self._on_image, qos_profile_sensor_data, **qos)
+        entities = []
+        if p.use_camera_info:
+            entities.append(self.create_subscription(
+                CameraInfo, '~/input/camera_info', self._on_camera_info,
+                qos_profile_sensor_data, **qos))
+        timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
+        self._entities = [self._decision_pub, self._marker_pub, self._diag_pub, radar_sub,
+                          odom_sub, image_sub, timer, *entities]
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._lock:
+            self._stop = False
+            self._jobs.clear()
         self._worker = threading.Thread(target=self._run_worker, name='fusion_inference')
         self._worker.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.close()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.close()
+        for entity in self._entities:
+            if entity in self._managed_entities:
+                self.destroy_lifecycle_publisher(entity)
+            elif hasattr(entity, 'cancel'):
+                self.destroy_timer(entity)
+            elif hasattr(entity, 'publish'):
+                self.destroy_publisher(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._entities = []
+        self._predictor = self._pipeline = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self.on_cleanup(state)
+
+    @property
+    def active(self) -> bool:
+        return not self._stop
 
     # -- callbacks: decode, enqueue -----------------------------------------------------------
     def _on_image(self, msg) -> None:
+        if self._stop:
+            return  # inactive: inputs are not taken
         arrival = time.perf_counter()
         self._camera_rate.tick(arrival)
         self._counts['camera_frames'] += 1
@@ -190,29 +196,29 @@ class FusionNode(Node):
             self._reset_history('camera stamp jumped backwards (bag loop or clock reset)')
         self._last_camera_stamp = stamp
         try:
-            rgb = image_to_rgb(msg)
-        except ImageDecodeError as exc:
-            self._counts['image_rejected'] += 1
-            self.get_logger().warning(f'rejected camera frame: {exc}', throttle_duration_sec=1.0)
+            rgb = self._pipeline.camera_view(image_to_rgb(msg))
+        except SensorDecodeError as exc:
+            self._reject('image', exc)
             self._publish(self._pipeline.fallback(stamp, f'camera frame rejected: {exc}'))
             return
         with self._lock:
             previous = self._pipeline.add_camera(stamp, rgb)  # history even for dropped jobs
             self._counts['no_camera_history'] += previous is None
-            if len(self._jobs) >= self._queue_size:
+            if len(self._jobs) >= self._params.queue_size:
                 self._jobs.popleft()
                 self._counts['dropped'] += 1
             self._jobs.append((stamp, rgb, previous, arrival))
             self._lock.notify_all()
 
     def _on_radar(self, msg: PointCloud2) -> None:
+        if self._stop:
+            return
         self._radar_rate.tick(time.perf_counter())
         self._counts['radar_frames'] += 1
         try:
             points = self._pipeline.radar_points(msg)
-        except (ValueError, RadarPresetError) as exc:
-            self._counts['radar_rejected'] += 1
-            self.get_logger().warning(f'rejected radar cloud: {exc}', throttle_duration_sec=1.0)
+        except (SensorDecodeError, RadarPresetError) as exc:
+            self._reject('radar', exc)
             return
         with self._lock:
             self._pipeline.add_radar(msg_stamp_ns(msg), points)
@@ -220,15 +226,35 @@ class FusionNode(Node):
             self._lock.notify_all()
 
     def _on_odometry(self, msg: Odometry) -> None:
+        if self._stop:
+            return
         self._counts['odometry_frames'] += 1
         try:
             speed = forward_speed(msg)
-        except OdometryError as exc:
-            self._counts['odometry_rejected'] += 1
-            self.get_logger().warning(f'rejected odometry: {exc}', throttle_duration_sec=1.0)
+        except SensorDecodeError as exc:
+            self._reject('odometry', exc)
             return
         with self._lock:
             self._pipeline.add_odometry(msg_stamp_ns(msg), speed)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        """The camera's intrinsics: frames are resampled into the training camera's view."""
+        if self._stop:
+            return
+        try:
+            camera = PinholeCamera.from_camera_info(msg)
+        except SensorDecodeError as exc:
+            self._reject('camera_info', exc)
+            return
+        with self._lock:
+            self._pipeline.front.set_camera(camera)
+
+    def _reject(self, kind: str, exc: Exception) -> None:
+        """Count a message the decoders refused, by kind and reason; log it (throttled)."""
+        self._counts[f'{kind}_rejected'] += 1
+        self._rejects[f'{kind}:{reason_of(exc)}'] += 1
+        self.get_logger().warning(f'rejected {kind.replace("_", " ")}: {exc}',
+                                  throttle_duration_sec=1.0)
 
     def _reset_history(self, why: str) -> None:
         self.get_logger().warning(f'{why}: clearing radar history', throttle_duration_sec=1.0)
@@ -249,7 +275,7 @@ class FusionNode(Node):
                 picked = time.perf_counter()
                 # Approximate-time sync: wait (bounded) for the radar frame of this camera
                 # frame; after radar_wait the model runs on the history it has.
-                deadline = arrival + self._radar_wait
+                deadline = arrival + self._params.radar_wait
                 while not self._pipeline.radar_ready(stamp) and not self._stop:
                     remaining = deadline - time.perf_counter()
                     if remaining <= 0:
@@ -279,15 +305,18 @@ class FusionNode(Node):
             published = time.perf_counter()
             self._post.add(published - inferred)
             self._latency.add(published - arrival)
-            if self._markers_every and self._counts['decisions'] % self._markers_every == 0:
-                self._marker_pub.publish(
-                    decision_markers(
-                        decision,
-                        self._last_radar_points,
-                        self._frame_id,
-                        self.get_clock().now().to_msg(),
-                    )
-                )
+            every = self._params.markers_every
+            if every and self._counts['decisions'] % every == 0:
+                self._marker_pub.publish(decision_markers(
+                    decision, self._markers_points(), self._params.frame_id,
+                    self.get_clock().now().to_msg()))
+
+    def _markers_points(self) -> np.ndarray:
+        """The last radar frame in the vehicle frame (markers are stamped with `frame_id`)."""
+        points = np.array(self._last_radar_points, np.float32, copy=True)
+        if len(points):
+            points[:, :3] = MODEL_RADAR_MOUNT.to_parent(points[:, :3])
+        return points
 
     def _publish(self, decision) -> None:
         self._counts['decisions'] += 1
@@ -297,7 +326,7 @@ class FusionNode(Node):
                 f'degraded decision: {decision.degraded_reason}', throttle_duration_sec=2.0
             )
         self._degraded_reason = decision.degraded_reason
-        self._decision_pub.publish(decision_to_msg(decision, self._frame_id))
+        self._decision_pub.publish(decision_to_msg(decision, self._params.frame_id))
 
     # -- diagnostics --------------------------------------------------------------------------
     def stats(self) -> dict:
@@ -314,22 +343,25 @@ class FusionNode(Node):
             sync_wait_p99_ms=self._sync_wait.percentile(99) * 1e3,
             pickup_p50_ms=self._pickup.percentile(50) * 1e3,
             publish_p50_ms=self._post.percentile(50) * 1e3,
-            device=str(self._predictor.device),
+            device=str(self._predictor.device) if self._predictor is not None else '',
+            rejects=dict(self._rejects),
         )
 
     def _publish_diagnostics(self) -> None:
         values = self.stats()
-        level, message = diagnostics.OK, 'ok'
+        level, message = diagnostics.OK, 'ok' if self.active else 'inactive'
         rate = values['camera_rate_hz']
+        expected = self._params.expected_camera_rate
         if (
-            self._expected_rate > 0
+            self.active
+            and expected > 0
             and values['camera_frames'] > 0
             and not math.isnan(rate)
-            and rate < 0.5 * self._expected_rate
+            and rate < 0.5 * expected
         ):
             level = diagnostics.WARN
             message = (
-                f'camera input {rate:.1f} Hz, far below the expected {self._expected_rate:.0f}'
+                f'camera input {rate:.1f} Hz, far below the expected {expected:.0f}'
                 ' Hz: large frames may be dropped by DDS; set FASTDDS_BUILTIN_TRANSPORTS='
                 "'SHM?max_msg_size=4MB&sockets_size=16MB' on every process (see README)"
             )
@@ -357,24 +389,7 @@ class FusionNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = FusionNode()
-        # The events executor hands frames to the inference worker fastest (see runner).
-        executor = make_executor(DEFAULT_EXECUTOR, node.context)
-        executor.add_node(node)
-        spin(executor, node.context)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (CheckpointError, RadarPresetError, ValueError) as exc:
-        rclpy.logging.get_logger('fusion_node').fatal(f'cannot start: {exc}')
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return node_main(FusionNode, 'fusion_node', args)
 
 
 if __name__ == '__main__':

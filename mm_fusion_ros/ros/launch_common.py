@@ -2,67 +2,88 @@
 
 Every launch file is one call to `graph_launch_description`, so the launch files and the
 in-process runner (`mm-fusion up`) start the same nodes with the same parameters and
-remappings.
+remappings. fusion_node and decision_node are managed (lifecycle) nodes: with `autostart:=true`
+(the default) the launch configures and activates them; with `false` a lifecycle manager or
+`ros2 lifecycle set` does.
 """
 
 from collections.abc import Sequence
-import os
 
 from launch import Action, LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
+from launch.event_handlers import OnProcessStart
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
 
 from mm_fusion_ros.dds_env import FASTDDS_LARGE_SHM
-from mm_fusion_ros.graph import PACKAGE, graph
-from mm_fusion_ros.paths import config_dir
+from mm_fusion_ros.graph import PACKAGE, graph, node_overrides
+from mm_fusion_ros.paths import resolve_params_file
 
 ARGUMENTS = (
-    ('config_dir', str(config_dir()), 'Directory holding fusion.yaml, decision.yaml, sim.yaml.'),
-    ('radar_preset', '', 'Radar message layout (sim, carla, nuscenes); empty keeps the config.'),
-    ('device', '', 'Inference device (auto, cpu, cuda, cuda:N); empty keeps the config.'),
-    ('checkpoint', '', 'Model checkpoint (.pt); empty uses the shipped one.'),
+    ('params_file', '', 'Node parameters file; empty: the shipped config/params.yaml.'),
+    ('radar_preset', '', 'Radar message layout (sim, carla, nuscenes); empty keeps the file.'),
+    ('device', '', 'Inference device (auto, cpu, cuda, cuda:N); empty keeps the file.'),
+    ('checkpoint', '', 'Model checkpoint (.pt); empty keeps the file (the shipped one).'),
     ('namespace', '', 'Namespace for all nodes and topics.'),
     ('use_sim_time', 'false', 'Use /clock (simulation and bag replay).'),
+    ('autostart', 'true', 'Configure and activate the managed nodes once they start.'),
 )
+# Launch arguments that set node parameters; graph.node_overrides routes each to the nodes
+# whose parameter spec declares it. Empty means: keep the params file's value.
+PARAMETER_ARGUMENTS = ('radar_preset', 'device', 'checkpoint')
 
 
-def _nodes(context: LaunchContext, graph_name: str) -> list[Node]:
+def _nodes(context: LaunchContext, graph_name: str) -> list[Action]:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
-    overrides = {'use_sim_time': arg('use_sim_time').lower() == 'true'}
-    for name in ('radar_preset', 'device', 'checkpoint'):
-        if arg(name):
-            overrides[name] = arg(name)
-    nodes = []
+    settings = {name: arg(name) for name in PARAMETER_ARGUMENTS if arg(name)}
+    per_node = node_overrides(graph_name, settings)
+    params_file = str(resolve_params_file(arg('params_file')))
+    autostart = arg('autostart').lower() == 'true'
+    actions: list[Action] = []
     for spec in graph(graph_name):
-        node_overrides = {
-            k: v
-            for k, v in overrides.items()
-            if k == 'use_sim_time' or (spec.name, k) in _NODE_PARAMS
-        }
-        nodes.append(
-            Node(
-                package=PACKAGE,
-                executable=spec.executable,
-                name=spec.name,
-                namespace=arg('namespace'),
-                parameters=[os.path.join(arg('config_dir'), spec.params_file), node_overrides],
-                remappings=list(spec.remappings),
-                output='screen',
-            )
+        parameters = [params_file, dict(per_node.get(spec.name, {}),
+                                        use_sim_time=arg('use_sim_time').lower() == 'true')]
+        kind = LifecycleNode if spec.managed else Node
+        node = kind(
+            package=PACKAGE,
+            executable=spec.executable,
+            name=spec.name,
+            namespace=arg('namespace'),
+            parameters=parameters,
+            remappings=list(spec.remappings),
+            output='screen',
         )
-    return nodes
+        actions.append(node)
+        if spec.managed and autostart:
+            actions += _autostart(node)
+    return actions
 
 
-# Which node takes which launch-argument override.
-_NODE_PARAMS = {
-    ('fusion_node', 'radar_preset'),
-    ('fusion_node', 'device'),
-    ('fusion_node', 'checkpoint'),
-    ('decision_node', 'radar_preset'),
-}
+def _autostart(node: LifecycleNode) -> list[Action]:
+    """Configure the node once it runs, activate it once it is inactive (any ROS 2 distro)."""
+    def change(transition: int) -> EmitEvent:
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                           transition_id=transition))
+
+    return [
+        RegisterEventHandler(OnProcessStart(
+            target_action=node, on_start=[change(Transition.TRANSITION_CONFIGURE)])),
+        RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=node, start_state='configuring', goal_state='inactive',
+            entities=[change(Transition.TRANSITION_ACTIVATE)])),
+    ]
 
 
 def graph_launch_description(

@@ -1,8 +1,9 @@
 """In-process runner: the launch files' node graph in one process (`mm-fusion up GRAPH`).
 
 launch_ros is not installable from PyPI, so without a distro this is how the graph runs: the
-same NodeSpecs as the launch files, the same parameter files and remappings (passed as rcl
-arguments), one rclpy context and one executor, like a component container.
+same NodeSpecs as the launch files, the same params file and remappings (passed as rcl
+arguments), one rclpy context and one executor, like a component container; managed nodes are
+configured and activated as the launch files' LifecycleNodes are.
 """
 
 from collections.abc import Iterator, Sequence
@@ -11,6 +12,7 @@ import importlib
 import os
 from pathlib import Path
 import tempfile
+from typing import Any
 
 import rclpy
 from rclpy.context import Context
@@ -19,8 +21,11 @@ from rclpy.node import Node
 import yaml
 
 from mm_fusion_ros.dds_env import apply_local_dds_env
-from mm_fusion_ros.graph import NodeSpec, graph, ros_args
-from mm_fusion_ros.paths import config_dir
+from mm_fusion_ros.graph import NodeSpec, graph, node_overrides, ros_args
+from mm_fusion_ros.params.nodes import NODE_PARAMS
+from mm_fusion_ros.params.spec import load_params
+from mm_fusion_ros.paths import resolve_params_file
+from mm_fusion_ros.ros.lifecycle import is_managed, start
 
 EXECUTORS = ('single', 'multi', 'events')
 # The experimental EventsExecutor dispatches from a C++ event queue: measured with
@@ -62,26 +67,44 @@ def overrides_file(overrides: dict[str, dict], directory: str) -> str | None:
     if not overrides:
         return None
     path = Path(directory) / 'overrides.yaml'
-    data = {name: {'ros__parameters': params} for name, params in overrides.items()}
+    data = {f'/**/{name}': {'ros__parameters': params} for name, params in overrides.items()}
     path.write_text(yaml.safe_dump(data))
     return str(path)
+
+
+def merge_overrides(*parts: dict[str, dict]) -> dict[str, dict]:
+    merged: dict[str, dict] = {}
+    for part in parts:
+        for node, params in (part or {}).items():
+            merged.setdefault(node, {}).update(params)
+    return merged
 
 
 @contextmanager
 def running_graph(
     graph_name: str,
     *,
+    settings: dict[str, Any] | None = None,
     overrides: dict[str, dict] | None = None,
-    params_dir: Path | None = None,
+    params_file: str | Path | None = None,
     namespace: str = '',
     executor: str = DEFAULT_EXECUTOR,
     use_sim_time: bool = False,
     nodes: Sequence[str] | None = None,
+    autostart: bool = True,
 ) -> Iterator[tuple[Executor, dict[str, Node]]]:
-    """Create the graph's nodes in a fresh context; yields (executor, {name: node})."""
+    """Create the graph's nodes in a fresh context; yields (executor, {name: node}).
+
+    `settings` ({param: value}) go to every node that declares them (`graph.node_overrides`),
+    `overrides` ({node: {param: value}}) to one node each. With `autostart`, managed nodes are
+    configured and activated, as the launch files' LifecycleNodes are (StartError otherwise).
+    """
     apply_local_dds_env(os.environ)
-    params_dir = params_dir or config_dir()
-    overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    params = str(resolve_params_file(params_file))
+    per_node = merge_overrides(node_overrides(graph_name, dict(settings or {})), overrides)
+    for spec in graph(graph_name):  # a bad value: one ParamError naming it, before any node
+        load_params(NODE_PARAMS[spec.name], spec.name, [params],
+                    {k: v for k, v in per_node.get(spec.name, {}).items() if k != 'use_sim_time'})
     context = Context()
     rclpy.init(context=context)
     created: dict[str, Node] = {}
@@ -91,11 +114,11 @@ def running_graph(
             for spec in graph(graph_name):
                 if nodes is not None and spec.name not in nodes:
                     continue
-                params = dict(overrides.get(spec.name, {}))
+                node_params = dict(per_node.get(spec.name, {}))
                 if use_sim_time:
-                    params['use_sim_time'] = True
-                files = [str(params_dir / spec.params_file)]
-                extra = overrides_file({spec.name: params} if params else {}, tmp)
+                    node_params['use_sim_time'] = True
+                files = [params]
+                extra = overrides_file({spec.name: node_params} if node_params else {}, tmp)
                 if extra:
                     files.append(extra)
                 node = node_class(spec)(
@@ -105,6 +128,10 @@ def running_graph(
                 )
                 created[spec.name] = node
                 exe.add_node(node)
+            if autostart:
+                for node in created.values():
+                    if is_managed(node):
+                        start(node)
             yield exe, created
         finally:
             exe.shutdown()

@@ -22,9 +22,10 @@ from std_msgs.msg import Header
 
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.decision import Decision, DecisionSource
+from mm_fusion_ros.params.nodes import SimNodeParams
 from mm_fusion_ros.ros.images import rgb_image_msg
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg, msg_to_decision
-from mm_fusion_ros.ros.params import declare_float, declare_int, declare_value
+from mm_fusion_ros.ros.params import declare_parameters
 from mm_fusion_ros.ros.time import stamp_from_ns
 from mm_fusion_ros.sensors.pointcloud import create_cloud
 from mm_fusion_ros.sensors.radar_presets import load_preset
@@ -50,28 +51,19 @@ class EpisodeRecord:
     timeouts: int = 0
 
 
-def episode_plan(node: Node) -> list[ScenarioConfig]:
-    scenarios = declare_value(
-        node,
-        'scenarios',
-        ['mix'],
-        "Scenario types to run ('mix' = the training mix of all types).",
-    )
-    conditions = declare_value(node, 'conditions', ['all'], "Conditions ('all' = every one).")
-    episodes = declare_int(node, 'episodes', 12, 'Episodes to run (0 = forever).', 0, 1000000)
-    seed = declare_int(node, 'seed', 100000, 'Seed of the first episode.', 0, 2**31 - 1)
-    duration = declare_float(node, 'duration', 15.0, 'Episode length [s].', 1.0, 3600.0)
-    conds = CONDITIONS if list(conditions) == ['all'] else tuple(Condition(c) for c in conditions)
-    count = episodes or 1000000
-    if list(scenarios) == ['mix']:
-        return scenario_mix(count, seed=seed, duration=duration, conditions=conds)
-    types = [ScenarioType(s) for s in scenarios]
+def episode_plan(params: SimNodeParams) -> list[ScenarioConfig]:
+    conds = (CONDITIONS if params.conditions == ['all']
+             else tuple(Condition(c) for c in params.conditions))
+    count = params.episodes or 1000000
+    if params.scenarios == ['mix']:
+        return scenario_mix(count, seed=params.seed, duration=params.duration, conditions=conds)
+    types = [ScenarioType(s) for s in params.scenarios]
     return [
         ScenarioConfig(
             scenario=types[i % len(types)],
             condition=conds[i % len(conds)],
-            seed=seed + i,
-            duration=duration,
+            seed=params.seed + i,
+            duration=params.duration,
         )
         for i in range(count)
     ]
@@ -80,29 +72,15 @@ def episode_plan(node: Node) -> list[ScenarioConfig]:
 class SimNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('sim_node', **kwargs)
-        self._plan = episode_plan(self)
-        self._lockstep = declare_value(
-            self, 'lockstep', False, "Wait for each frame's decision before stepping."
-        )
-        self._publish_clock = declare_value(
-            self, 'publish_clock', False, 'Publish /clock (nodes then use sim time).'
-        )
-        self._decision_timeout = declare_float(
-            self,
-            'decision_timeout',
-            1.0,
-            'Lockstep: wall time to wait for a decision before stepping without one [s].',
-            0.01,
-            60.0,
-        )
-        self._camera = CameraModel(CameraConfig(
-            width=declare_int(self, 'camera_width', CameraConfig.width, 'Camera width [px].',
-                              16, 4096),
-            height=declare_int(self, 'camera_height', CameraConfig.height,
-                               'Camera height [px].', 16, 4096),
-        ))  # built once: its backgrounds are precomputed per condition
-        self._camera_frame = declare_value(self, 'camera_frame_id', 'camera', 'Camera frame.')
-        self._radar_frame = declare_value(self, 'radar_frame_id', 'radar', 'Radar frame.')
+        p = declare_parameters(self, SimNodeParams)
+        self._plan = episode_plan(p)
+        self._lockstep = p.lockstep
+        self._publish_clock = p.publish_clock
+        self._decision_timeout = p.decision_timeout
+        # built once: its backgrounds are precomputed per condition
+        self._camera = CameraModel(CameraConfig(width=p.camera_width, height=p.camera_height))
+        self._camera_frame = p.camera_frame_id
+        self._radar_frame = p.radar_frame_id
         self._radar_fields = load_preset('sim').layout_fields()
 
         self._image_pub = self.create_publisher(Image, '~/output/image', qos_profile_sensor_data)
