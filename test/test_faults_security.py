@@ -7,10 +7,16 @@
 - A bag message over `max_message_bytes` is counted and skipped without deserialising it:
   reading costs the one raw copy rosbags makes (sqlite3; mcap adds its chunk buffers), not
   the decoded message on top.
+- A local Ray (`--ray` without an address, `evaluation.ray_local.init_ray`) listens on
+  loopback only: every TCP listener and bound UDP socket of its whole process tree.
 """
 
 import ast
+import ipaddress
+import os
 from pathlib import Path
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -143,3 +149,95 @@ def test_oversize_bag_message_is_skipped_without_decoding(tmp_path, storage, raw
     # Skipped: only rosbags' raw read (never the decoded copy); decoding costs one copy more.
     assert peak < raw_copies + 0.3, f'{peak:.2f} x the message size'
     assert decoded_peak > peak + 0.7, (peak, decoded_peak)
+
+
+def _process_tree(root: int) -> dict[int, str]:
+    """Command name by pid of `root` and all its descendants (from /proc)."""
+    parents = {}
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        parents[int(stat.parent.name)] = int(text[text.rindex(')') + 2:].split()[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [p for p, pp in parents.items() if pp in frontier and p not in tree]
+        tree.update(children)
+        frontier = children
+    names = {}
+    for pid in tree:
+        try:
+            names[pid] = (Path('/proc') / str(pid) / 'comm').read_text().strip()
+        except OSError:
+            pass
+    return names
+
+
+def _hex_address(text: str) -> str:
+    """/proc/net/{tcp,udp}[6] local address (little-endian 32-bit words) -> IP text."""
+    raw = bytes.fromhex(text)
+    words = b''.join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(words))
+
+
+def _bound_sockets(pids: dict[int, str]) -> list[tuple[str, int, str, str]]:
+    """(ip, port, protocol, process) of every listening TCP / bound UDP socket of `pids`."""
+    owner = {}
+    for pid, name in pids.items():
+        try:
+            for fd in (Path('/proc') / str(pid) / 'fd').iterdir():
+                link = os.readlink(fd)
+                if link.startswith('socket:['):
+                    owner[link[8:-1]] = name
+        except OSError:
+            continue
+    found = []
+    for proto in ('tcp', 'tcp6', 'udp', 'udp6'):
+        table = Path('/proc/net') / proto
+        if not table.exists():
+            continue
+        for line in table.read_text().splitlines()[1:]:
+            cols = line.split()
+            local, state, inode = cols[1], cols[3], cols[9]
+            if inode in owner and (state == '0A' or proto.startswith('udp')):  # 0A: LISTEN
+                ip, port = local.split(':')
+                found.append((_hex_address(ip), int(port, 16), proto, owner[inode]))
+    return found
+
+
+def _is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, 'ipv4_mapped', None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path('/proc/net/tcp').exists(), reason='lists sockets from /proc')
+def test_local_ray_listens_on_loopback_only():
+    pytest.importorskip('ray', reason="Ray is optional (pip install 'mm_fusion_ros[ray]')")
+    script = (
+        'import sys, ray\n'
+        'from mm_fusion_ros.evaluation.ray_local import init_ray\n'
+        'init_ray(None, num_cpus=1, log_to_driver=False)\n'
+        'assert ray.get(ray.remote(lambda: 1).remote()) == 1\n'  # a worker is up too
+        'print("ready", flush=True)\n'
+        'sys.stdin.readline()\n'
+        'ray.shutdown()\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith('RAY_')}
+    proc = subprocess.Popen([sys.executable, '-c', script], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert proc.stdout.readline().strip() == 'ready', 'local Ray did not start'
+        sockets = _bound_sockets(_process_tree(proc.pid))
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    owners = {name for *_, name in sockets}
+    assert {'gcs_server', 'raylet'} <= owners, sockets  # the listing saw Ray's servers
+    wide = [s for s in sockets if not _is_loopback(s[0])]
+    assert not wide, f'listening beyond loopback: {wide}'

@@ -10,6 +10,7 @@ from mm_fusion_ros.bags.reader import (
     BagReadError,
     BagStream,
     BagTopics,
+    BagTopicsError,
     OversizeMessageError,
     detect_topics,
     episode_from_bag,
@@ -23,7 +24,7 @@ from mm_fusion_ros.bags.writer import BagWriteOptions, BagWriteStats, write_epis
 
 __all__ = [
     'BagError', 'BagLayoutError', 'BagMessage', 'BagReadError', 'BagStream', 'BagTopics',
-    'BagWriteOptions', 'BagWriteStats', 'OversizeMessageError', 'detect_topics', 'find_bags',
-    'episode_from_bag', 'list_bag_topics', 'load_bag_topics', 'open_bag', 'project_typestore',
-    'write_episode_bag',
+    'BagTopicsError', 'BagWriteOptions', 'BagWriteStats', 'OversizeMessageError',
+    'detect_topics', 'find_bags', 'episode_from_bag', 'list_bag_topics', 'load_bag_topics',
+    'open_bag', 'project_typestore', 'write_episode_bag',
 ]

@@ -23,9 +23,10 @@ from rosbags.rosbag2.errors import ReaderError
 import yaml
 
 from mm_fusion_ros.bags.typestore import DRIVING_DECISION, project_typestore
+from mm_fusion_ros.errors import UserInputError
 from mm_fusion_ros.paths import config_dir
 from mm_fusion_ros.sensors.image import image_to_rgb
-from mm_fusion_ros.sensors.radar_presets import load_preset
+from mm_fusion_ros.sensors.radar_presets import RadarPresetError, load_preset
 from mm_fusion_ros.sensors.sync import msg_stamp_ns
 
 _LOG = logging.getLogger(__name__)
@@ -44,8 +45,12 @@ _STORAGE_ERRORS = (ReaderError, struct.error, EOFError, OSError, ValueError, Key
                    IndexError, OverflowError, MemoryError, sqlite3.DatabaseError)
 
 
-class BagError(RuntimeError):
-    """Base of the errors this module raises."""
+class BagError(UserInputError, RuntimeError):
+    """Base of the errors this module raises about a bag."""
+
+
+class BagTopicsError(UserInputError, ValueError):
+    """A bag topics preset or YAML file that is unknown, unreadable or malformed."""
 
 
 class BagLayoutError(BagError):
@@ -125,21 +130,37 @@ def load_bag_topics(name_or_path: str | Path) -> BagTopics:
     if path.suffix not in ('.yaml', '.yml'):
         path = bag_topics_dir() / f'{name_or_path}.yaml'
         if not path.is_file():
-            raise ValueError(
+            raise BagTopicsError(
                 f'unknown bag topics preset {str(name_or_path)!r}'
                 f' (available: {list_bag_topics()}; or give a YAML path)')
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ValueError(f'cannot read bag topics {str(path)!r}: {e}') from e
+    except OSError as e:
+        raise BagTopicsError(f'cannot read bag topics {str(path)!r}: {e.strerror}') from e
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark else ''
+        why = getattr(e, 'problem', None) or type(e).__name__
+        raise BagTopicsError(
+            f'cannot read bag topics {str(path)!r}: not YAML{where}: {why}') from e
     if not isinstance(data, dict):
-        raise ValueError(f'bag topics {str(path)!r}: expected a mapping')
+        raise BagTopicsError(f'bag topics {str(path)!r}: expected a mapping')
     known = set(BagTopics.__dataclass_fields__)
-    unknown = set(data) - known
+    unknown = {str(k) for k in set(data) - known}
     if unknown:
-        raise ValueError(f'bag topics {str(path)!r}: unknown keys {sorted(unknown)}')
+        raise BagTopicsError(f'bag topics {str(path)!r}: unknown keys {sorted(unknown)}')
     data.setdefault('name', path.stem)
-    return BagTopics(**data)
+    for key, value in data.items():
+        if not (isinstance(value, str) or (value is None and key.endswith('_topic')
+                                           and key not in ('image_topic', 'radar_topic'))):
+            raise BagTopicsError(f'bag topics {str(path)!r}: {key} must be a string, got '
+                                 f'{value!r}')
+    try:
+        topics = BagTopics(**data)
+        load_preset(topics.radar_preset)  # a layout with a radar preset that cannot be read
+    except (ValueError, RadarPresetError) as e:
+        raise BagTopicsError(f'bag topics {str(path)!r}: {e}') from e
+    return topics
 
 
 class RejectedMessage(NamedTuple):

@@ -18,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     import json
 
+    from mm_fusion_ros.errors import UserInputError, check_output_file
     from mm_fusion_ros.evaluation.ablation import (
         ablation_markdown,
         predict_cache,
@@ -26,20 +27,22 @@ def run(args: argparse.Namespace) -> int:
         timing_bound_markdown,
     )
     from mm_fusion_ros.model.predictor import FusionPredictor
-    from mm_fusion_ros.paths import default_checkpoint
+    from mm_fusion_ros.paths import resolve_checkpoint
     from mm_fusion_ros.train.data import CacheSamples, check_frames
 
+    if args.json:
+        check_output_file(args.json, '--json')
     predictor = FusionPredictor.from_checkpoint(
-        args.checkpoint or default_checkpoint(),
+        resolve_checkpoint(args.checkpoint),
         device='cpu',
         num_threads=args.num_threads,
         backend='torch',
     )
-    data = CacheSamples(args.val_cache)
-    try:
-        check_frames(predictor.config, 'held-out', data)  # a cache the model cannot read
-    except ValueError as exc:
-        raise SystemExit(f'mm-fusion ablation: {exc}') from exc
+    data = CacheSamples(args.val_cache)  # CacheError: not a readable cache (exit 2)
+    if len(data) == 0:
+        raise UserInputError(f'held-out cache {args.val_cache} holds no samples: nothing to '
+                             f'score')
+    check_frames(predictor.config, 'held-out', data)  # TrainingDataError: frames it cannot read
     predictions = predict_cache(predictor, data)
     result = summarize_ablation(predictions.y_true, predictions.preds, predictions.conditions)
     print(ablation_markdown(result))

@@ -1,7 +1,6 @@
 """`mm-fusion cache`: bags (any layout) -> the sharded .npz training cache + manifest."""
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,15 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mm_fusion_ros.bags.reader import BagError, find_bags, load_bag_topics
-    from mm_fusion_ros.data.cache import CacheConfig, build_cache_from_bags
+    """Bags, topics file and --out problems raise UserInputError / OSError: cli exits 2."""
+    from pathlib import Path
 
+    from mm_fusion_ros.bags.reader import detect_topics, find_bags, load_bag_topics, open_bag
+    from mm_fusion_ros.data.cache import (
+        CacheConfig,
+        build_cache_from_bags,
+        existing_cache_files,
+    )
+    from mm_fusion_ros.errors import UserInputError
+
+    if args.num_frames < 1 or args.max_points < 1:
+        raise UserInputError('--num-frames and --max-points must be >= 1')
     try:
-        bags = find_bags(args.bags)
-        if not bags:
-            print('cache: no bags found', file=sys.stderr)
-            return 2
-        topics = None if args.topics == 'auto' else load_bag_topics(args.topics)
         config = CacheConfig(
             num_frames=args.num_frames,
             max_points=args.max_points,
@@ -42,10 +46,21 @@ def run(args: argparse.Namespace) -> int:
             shard_size=args.shard_size,
             points_dtype=args.points_dtype,
         )
-        result = build_cache_from_bags(bags, args.out, topics, config, progress=True)
-    except (BagError, ValueError, OSError) as e:
-        print(f'cache: {e}', file=sys.stderr)
-        return 2
+    except ValueError as e:  # --frame-stride / --shard-size out of range
+        raise UserInputError(str(e)) from None
+    if stale := existing_cache_files(args.out):
+        raise UserInputError(f'{args.out} already holds a cache ({len(stale)} files); '
+                             f'choose another --out')
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # OSError (exit 2) before any bag is read
+    topics = None if args.topics == 'auto' else load_bag_topics(args.topics)
+    bags = find_bags(args.bags)
+    if not bags:
+        raise UserInputError(f'no bags found in {args.bags}')
+    for bag in bags:  # unreadable bags and layouts now, not halfway through the run
+        with open_bag(bag, topics or detect_topics(bag, require_ground_truth=True),
+                      require_ground_truth=True):
+            pass
+    result = build_cache_from_bags(bags, args.out, topics, config, progress=True)
     m = result.manifest
     print(
         f'cached {m["num_samples"]} samples from {len(bags)} bags into {len(m["shards"])}'

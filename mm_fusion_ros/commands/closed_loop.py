@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mm_fusion_ros.bags import load_bag_topics
+    from mm_fusion_ros.errors import UserInputError, check_output_file
     from mm_fusion_ros.evaluation.ablation import (
         MODALITIES,
         ablation_markdown,
@@ -45,18 +46,25 @@ def run(args: argparse.Namespace) -> int:
     )
     from mm_fusion_ros.evaluation.replay import node_configs
     from mm_fusion_ros.model.predictor import FusionPredictor
-    from mm_fusion_ros.paths import default_checkpoint
+    from mm_fusion_ros.paths import resolve_checkpoint
     from mm_fusion_ros.report import table
     from mm_fusion_ros.sim.camera import CameraConfig, CameraModel
     from mm_fusion_ros.sim.scenarios import scenario_mix
     from mm_fusion_ros.sim.simulator import expert_policy
 
-    configs = scenario_mix(args.episodes, seed=args.seed, duration=args.duration)
     drivers = [d.strip() for d in args.drivers.split(',') if d.strip()]
+    known = (*MODALITIES, 'expert')
+    if not drivers or set(drivers) - set(known):
+        raise UserInputError(f'--drivers {args.drivers!r}: give a comma list of {known}')
+    if args.episodes < 1 or not args.duration > 0:
+        raise UserInputError('--episodes must be >= 1 and --duration > 0')
+    if args.json:
+        check_output_file(args.json, '--json')
+    configs = scenario_mix(args.episodes, seed=args.seed, duration=args.duration)
     predictor = None
     if any(d != 'expert' for d in drivers):
         predictor = FusionPredictor.from_checkpoint(
-            args.checkpoint or default_checkpoint(), device='cpu', num_threads=args.num_threads
+            resolve_checkpoint(args.checkpoint), device='cpu', num_threads=args.num_threads
         )
         predictor.warmup(('fused', 'camera', 'radar'))
     # The camera the model was trained on (twice its view with a fovea).

@@ -35,13 +35,16 @@ def run(args: argparse.Namespace) -> int:
     from mm_fusion_ros.bags import load_bag_topics
     from mm_fusion_ros.commands.dataset import VAL_SEED, sim_options
     from mm_fusion_ros.data.cache import CacheConfig, build_cache_from_sim, file_sha256
+    from mm_fusion_ros.errors import UserInputError
     from mm_fusion_ros.evaluation.closed_loop import ModelPolicy
     from mm_fusion_ros.evaluation.replay import node_configs
     from mm_fusion_ros.model.predictor import FusionPredictor
     from mm_fusion_ros.sim.scenarios import scenario_mix
 
     if args.seed + args.episodes > VAL_SEED:
-        raise SystemExit(f'dagger seeds must stay below the held-out seeds ({VAL_SEED}+)')
+        raise UserInputError(f'dagger seeds must stay below the held-out seeds ({VAL_SEED}+)')
+    if args.frame_stride < 1 or args.episodes < 1 or not args.duration > 0:
+        raise UserInputError('--frame-stride and --episodes must be >= 1, --duration > 0')
     predictor = FusionPredictor.from_checkpoint(args.checkpoint, device='cpu',
                                                 num_threads=args.num_threads)
     predictor.warmup(('fused',))

@@ -111,7 +111,8 @@ def sim_options(camera: tuple[int, int] | None, config: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mm_fusion_ros.data.cache import CacheConfig, build_cache_from_sim
+    from mm_fusion_ros.data.cache import CacheConfig, build_cache_from_sim, existing_cache_files
+    from mm_fusion_ros.errors import UserInputError
     from mm_fusion_ros.sim.scenarios import scenario_mix
     from mm_fusion_ros.sim.simulator import DrivingNoise
 
@@ -120,15 +121,25 @@ def run(args: argparse.Namespace) -> int:
         (args.test_seed, args.test_episodes),
     ])
     if any(a + n > b for (a, n), (b, _) in zip(ranges, ranges[1:], strict=False)):
-        raise SystemExit('train, val and test seed ranges overlap')
-    config = CacheConfig(frame_stride=args.frame_stride, fovea_height=args.fovea_height,
-                         radar_ego_motion=args.radar_ego_motion)
+        raise UserInputError('train, val and test seed ranges overlap')
+    try:
+        config = CacheConfig(frame_stride=args.frame_stride, fovea_height=args.fovea_height,
+                             radar_ego_motion=args.radar_ego_motion)
+    except ValueError as exc:  # --frame-stride out of range
+        raise UserInputError(str(exc)) from None
     options = sim_options(args.camera, config)
     wanted = {s.strip() for s in args.splits.split(',')}
     unknown = wanted - set(SPLITS)
     if unknown:
-        raise SystemExit(f'unknown splits {sorted(unknown)}; known: {list(SPLITS)}')
+        raise UserInputError(f'unknown splits {sorted(unknown)}; known: {list(SPLITS)}')
     noisy = args.driving_noise > 0 or args.reaction_delay > 0 or args.brake_pulse_rate > 0
+    if 'test_perturbed' in wanted and not noisy:
+        raise UserInputError('test_perturbed needs driving noise (--driving-noise, '
+                             '--reaction-delay or --brake-pulse-rate > 0)')
+    for split in sorted(wanted):  # before the first split is simulated, not after it
+        if stale := existing_cache_files(Path(args.out) / split):
+            raise UserInputError(f'{Path(args.out) / split} already holds a cache '
+                                 f'({len(stale)} files); choose another --out')
     for split, episodes, seed, noise_share in (
         ('train', args.train_episodes, args.train_seed, 0.5),
         ('val', args.val_episodes, args.val_seed, 0.0),
@@ -137,9 +148,6 @@ def run(args: argparse.Namespace) -> int:
     ):
         if split not in wanted:
             continue
-        if split == 'test_perturbed' and not noisy:
-            raise SystemExit('test_perturbed needs driving noise (--driving-noise, '
-                             '--reaction-delay or --brake-pulse-rate > 0)')
         episodes_mix = scenario_mix(episodes, seed=seed, duration=args.duration,
                                     pairing=args.mix_pairing)
         if args.scenarios is not None:

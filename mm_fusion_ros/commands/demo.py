@@ -8,6 +8,8 @@ the latency table.
 
 import argparse
 
+from mm_fusion_ros.view.options import add_view_arguments, view_options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--episodes', type=int, default=12, help='episodes (one per type)')
@@ -16,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--checkpoint', default=None, help='model .pt (default: shipped)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
     parser.add_argument('--executor', default='events', choices=('single', 'multi', 'events'))
+    add_view_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         device=args.device,
         executor=args.executor,
+        view=view_options(args),
     )
     print_closed_loop_report(result)
     return 0

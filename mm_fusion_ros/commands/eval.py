@@ -34,12 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--radar-lead', type=float, default=0.02,
                         help='[s] paired radar goes out this long before its camera frame')
     parser.add_argument('--num-threads', type=int, default=None,
-                        help='CPU inference threads (default 2; 1 per Ray task)')
+                        help='CPU inference threads (offline default 2, 1 per Ray task;'
+                        ' online: the params file)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
 def _fail(message: str) -> int:
-    print(f'eval: {message}', file=sys.stderr)
+    from mm_fusion_ros.errors import one_line
+
+    print(f'mm-fusion eval: {one_line(message)}', file=sys.stderr)
     return 2
 
 
@@ -69,17 +72,20 @@ def evaluate_serial(jobs: list[Any], progress: bool = True) -> list[Any]:
 
 def evaluate_ray(jobs: list[Any], address: str | None, progress: bool = True,
                  init: bool = True) -> list[Any]:
-    """One Ray task per bag; results in bag order, exactly what the serial loop returns."""
+    """One Ray task per bag; results in bag order, exactly what the serial loop returns.
+
+    `init`: start a local Ray on loopback (no address) or join `address` (`ray_local`). A
+    task's user-input error (a bag that turns out corrupt) is re-raised as itself.
+    """
     import ray
     from tqdm import tqdm
 
+    from mm_fusion_ros.errors import UserInputError
+    from mm_fusion_ros.evaluation.ray_local import init_ray
     from mm_fusion_ros.evaluation.replay import run_offline_job
 
     if init:
-        if address in (None, 'local'):
-            ray.init(include_dashboard=False)
-        else:
-            ray.init(address=address)
+        init_ray(address)
     try:
         task = ray.remote(num_cpus=1)(run_offline_job)
         pending = {task.remote(j): i for i, j in enumerate(jobs)}
@@ -88,7 +94,12 @@ def evaluate_ray(jobs: list[Any], address: str | None, progress: bool = True,
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
-                    results[pending.pop(ref)] = ray.get(ref)
+                    try:
+                        results[pending.pop(ref)] = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:
+                        if isinstance(exc.cause, UserInputError):
+                            raise exc.cause from None  # its message, not the remote traceback
+                        raise
                     bar.update(1)
         return results
     finally:
@@ -100,9 +111,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mm_fusion_ros.bags import BagError
-    from mm_fusion_ros.evaluation.replay import OfflineJob, ReplayConfig, merge_results
+    from mm_fusion_ros.evaluation.replay import (
+        OFFLINE_THREADS,
+        OfflineJob,
+        ReplayConfig,
+        merge_results,
+    )
     from mm_fusion_ros.evaluation.replay_report import compute_metrics, write_report
-    from mm_fusion_ros.paths import default_checkpoint
+    from mm_fusion_ros.model.checkpoint import load_checkpoint
+    from mm_fusion_ros.paths import resolve_checkpoint
 
     if args.batch_size < 1 or not args.rate > 0:
         return _fail('--batch-size must be >= 1 and --rate > 0')
@@ -113,12 +130,13 @@ def run(args: argparse.Namespace) -> int:
             import ray  # noqa: F401
         except ImportError:
             return _fail("--ray needs Ray (pip install 'mm_fusion_ros[ray]' or pip install ray)")
-    checkpoint = args.checkpoint or str(default_checkpoint())
+    checkpoint = str(resolve_checkpoint(args.checkpoint))
     for ckpt in (None if args.attach else checkpoint, args.compare_checkpoint):
-        if ckpt and not Path(ckpt).is_file():
-            return _fail(f'checkpoint {ckpt!r} does not exist')
+        if ckpt:
+            load_checkpoint(ckpt)  # CheckpointError now, not in the middle of the bags
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails first too
     replay = ReplayConfig(batch_size=args.batch_size, radar_lead=args.radar_lead)
-    threads = args.num_threads or (1 if args.ray is not None else 2)
+    threads = args.num_threads or (1 if args.ray is not None else OFFLINE_THREADS)
     progress = not args.quiet
     try:
         resolved = _resolve(args)
@@ -137,9 +155,9 @@ def run(args: argparse.Namespace) -> int:
                 config = player_config(topics, args.rate, replay, not args.no_lockstep)
                 results.append(evaluate_bag_online(
                     path, topics, None if args.attach else checkpoint, config,
-                    attach=args.attach, num_threads=threads, bag_index=i))
+                    attach=args.attach, num_threads=args.num_threads, bag_index=i))
     except (BagError, ValueError) as exc:
-        return _fail(str(exc))
+        return _fail(str(exc))  # bags and layouts the user gave (exit 2, one line)
     frames, duration = merge_results(results)
     metrics = compute_metrics(frames, duration)
     bags = [r.summary() for r in results]

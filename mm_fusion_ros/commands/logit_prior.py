@@ -16,9 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     from mm_fusion_ros.actions import ACTION_LABELS
+    from mm_fusion_ros.errors import UserInputError
     from mm_fusion_ros.model.checkpoint import load_checkpoint, save_checkpoint
     from mm_fusion_ros.train.config import TrainConfig
     from mm_fusion_ros.train.data import cache_class_counts, cache_data_hash
@@ -26,14 +25,16 @@ def run(args: argparse.Namespace) -> int:
 
     config = TrainConfig.from_yaml(args.config)
     model, info = load_checkpoint(args.checkpoint)
-    trained_on = info['training_data_hash']
+    trained_on = str(info.get('training_data_hash') or '')
+    if not trained_on:
+        raise UserInputError(f'{args.checkpoint} records no training data (untrained weights?)')
     if cache_data_hash(config.train_cache) != trained_on:
-        print(f'{args.checkpoint} was trained on data {trained_on[:16]}..., not on the caches '
-              f'of {args.config} ({config.train_cache})', file=sys.stderr)
-        return 2
+        raise UserInputError(
+            f'{args.checkpoint} was trained on data {trained_on[:16]}..., not on the caches '
+            f'of {args.config} ({config.train_cache})')
     offsets = training_logit_offsets(config, cache_class_counts(config.train_cache),
                                      cache_class_counts(config.val_cache))
-    metadata = {**info['metadata'], 'logit_prior': config.logit_prior}
+    metadata = {**info.get('metadata', {}), 'logit_prior': config.logit_prior}
     save_checkpoint(model, args.out or args.checkpoint, trained_on, metadata, offsets)
     shown = 'none' if offsets is None else ', '.join(
         f'{name} {value:+.2f}' for name, value in zip(ACTION_LABELS, offsets, strict=True))

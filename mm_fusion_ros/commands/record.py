@@ -74,10 +74,9 @@ def _ray(jobs: list[tuple[Any, str]], args: argparse.Namespace) -> list[dict[str
     import ray
     from tqdm import tqdm
 
-    if args.ray == 'local':
-        ray.init()
-    else:
-        ray.init(address=args.ray)
+    from mm_fusion_ros.evaluation.ray_local import init_ray
+
+    init_ray(None if args.ray == 'local' else args.ray)
     try:
         task = ray.remote(record_episode)
         pending = {

@@ -4,7 +4,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--config', default=None, help='training YAML (default config/train.yaml)')
+    parser.add_argument('--config', default=None,
+                        help='training YAML (default: config/training/train.yaml, stage 1)')
     parser.add_argument('--train-cache', nargs='+', default=None, help='one or more caches')
     parser.add_argument('--val-cache', default=None)
     parser.add_argument('--out-dir', default=None)
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     config = TrainConfig.from_yaml(
-        args.config or config_dir() / 'train.yaml',
+        args.config or config_dir() / 'training' / 'train.yaml',
         train_cache=args.train_cache,
         val_cache=args.val_cache,
         out_dir=args.out_dir,

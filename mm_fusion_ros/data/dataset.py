@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from mm_fusion_ros.data.cache import load_manifest
+from mm_fusion_ros.data.cache import SAMPLE_KEYS, CacheError, load_manifest
+from mm_fusion_ros.errors import one_line
 
 TENSOR_KEYS = ('image', 'previous_image', 'radar_points', 'point_mask', 'frame_mask',
                'time_offsets', 'action', 'target_accel', 'ttc', 'ego_speed', 'episode',
@@ -36,6 +37,9 @@ ARRAY_KEYS = (
     'image', 'previous_image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets',
     'action', 'target_accel', 'ttc', 'ego_speed', 'episode', 'stamp_ns',
 )
+# What reading a truncated, overwritten or foreign .npz raises (zip, npy header, short read).
+_SHARD_ERRORS = (OSError, ValueError, EOFError, KeyError, struct.error, zipfile.BadZipFile,
+                 zipfile.LargeZipFile, NotImplementedError, OverflowError, TypeError)
 
 
 class FusionCacheDataset(Dataset):
@@ -82,14 +86,34 @@ class FusionCacheDataset(Dataset):
         if shard is not None:
             self._cache.move_to_end(i)
             return shard
-        if self.mmap:
-            shard = map_npz(self.files[i])
-        else:
-            with np.load(self.files[i], allow_pickle=False) as z:
-                shard = {k: z[k] for k in z.files}
+        shard = self._read_shard(i)
         self._cache[i] = shard
         while len(self._cache) > self.max_cached_shards:
             self._cache.popitem(last=False)
+        return shard
+
+    def _read_shard(self, i: int) -> dict[str, np.ndarray]:
+        """Shard `i`'s arrays, checked against the manifest (CacheError when they differ)."""
+        file = self.files[i]
+        try:
+            if self.mmap:
+                shard = map_npz(file)
+            else:
+                with np.load(file, allow_pickle=False) as z:
+                    shard = {k: z[k] for k in z.files}
+        except FileNotFoundError:
+            raise CacheError(f'cache shard {file} is missing; rebuild the cache') from None
+        except _SHARD_ERRORS as exc:
+            raise CacheError(f'cache shard {file} is corrupt or truncated '
+                             f'({type(exc).__name__}: {one_line(exc)}); rebuild the cache') \
+                from None
+        expected = int(self.manifest['shards'][i]['samples'])
+        if missing := [k for k in SAMPLE_KEYS if k not in shard]:
+            raise CacheError(f'cache shard {file} lacks {missing}; rebuild the cache')
+        if lengths := {k: np.shape(shard[k])[:1] for k in SAMPLE_KEYS
+                       if np.shape(shard[k])[:1] != (expected,)}:
+            raise CacheError(f'cache shard {file} has arrays of lengths {lengths}, the manifest '
+                             f'says {expected} samples; rebuild the cache')
         return shard
 
     def locate(self, index: int) -> tuple[int, int]:

@@ -12,12 +12,17 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from mm_fusion_ros.actions import ACTION_LABELS
-from mm_fusion_ros.data.cache import load_manifest
+from mm_fusion_ros.data.cache import CacheError, load_manifest
 from mm_fusion_ros.data.dataset import FusionCacheDataset
+from mm_fusion_ros.errors import UserInputError
 from mm_fusion_ros.model.config import FusionModelConfig
 from mm_fusion_ros.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
+
+
+class TrainingDataError(UserInputError, ValueError):
+    """Caches a run cannot train or select a model from (too small, empty, mismatched)."""
 
 
 class CacheSamples(Dataset):
@@ -34,8 +39,9 @@ class CacheSamples(Dataset):
     def __init__(self, cache_dirs: str | Sequence[str]) -> None:
         dirs = [cache_dirs] if isinstance(cache_dirs, str | Path) else list(cache_dirs)
         if not dirs:
-            raise ValueError('no cache directory given')
-        need = sum((Path(d) / s['file']).stat().st_size  # stored, not compressed: as in RAM
+            raise TrainingDataError('no cache directory given')
+        self.name = ', '.join(str(d) for d in dirs)
+        need = sum(_shard_bytes(Path(d) / s['file'])  # stored, not compressed: as in RAM
                    for d in dirs for s in load_manifest(d)['shards'])
         available = available_memory()
         if available is not None and need > available:
@@ -45,10 +51,12 @@ class CacheSamples(Dataset):
         self.caches = [FusionCacheDataset(d, layout='hwc', mmap=True) for d in dirs]
         gaps = {float(c.manifest['config']['camera_history']) for c in self.caches}
         if len(gaps) > 1:
-            raise ValueError(f'caches pair camera frames at different gaps: {sorted(gaps)} s')
+            raise TrainingDataError(f'caches {self.name} pair camera frames at different '
+                                    f'gaps: {sorted(gaps)} s')
         frames = {_frame_layout(c.manifest) for c in self.caches}
         if len(frames) > 1:
-            raise ValueError(f'caches hold model frames of different layouts: {sorted(frames)}')
+            raise TrainingDataError(f'caches {self.name} hold model frames of different '
+                                    f'layouts: {sorted(frames)}')
         self.offsets = np.cumsum([0] + [len(c) for c in self.caches])
 
     def __len__(self) -> int:
@@ -77,6 +85,13 @@ class CacheSamples(Dataset):
 
     def class_counts(self) -> np.ndarray:
         return _class_counts([c.manifest for c in self.caches])
+
+
+def _shard_bytes(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise CacheError(f'cache shard {path}: {exc.strerror}; rebuild the cache') from None
 
 
 def cache_class_counts(cache_dirs: str | Sequence[str]) -> np.ndarray:
@@ -129,21 +144,68 @@ def check_frames(model: FusionModelConfig, name: str, data: CacheSamples) -> Non
     A model without a fovea reads the view rows of a cache that has one.
     """
     if not math.isclose(data.camera_history, model.camera_history):
-        raise ValueError(f'{name} cache pairs camera frames {data.camera_history} s apart, the '
-                         f'model expects camera_history {model.camera_history} s')
+        raise TrainingDataError(
+            f'{name} cache {data.name} pairs camera frames {data.camera_history} s apart, the '
+            f'model expects camera_history {model.camera_history} s')
     ego_motion = {str(c.manifest['config'].get('radar_ego_motion', 'raw')) for c in data.caches}
     if ego_motion != {model.radar_ego_motion}:
-        raise ValueError(f'{name} cache holds radar_ego_motion {sorted(ego_motion)}, the model '
-                         f'expects {model.radar_ego_motion!r}')
+        raise TrainingDataError(
+            f'{name} cache {data.name} holds radar_ego_motion {sorted(ego_motion)}, the model '
+            f'expects {model.radar_ego_motion!r}')
     height, width, fovea_height, fovea_box = data.frame_layout
     fovea_ok = model.fovea_height == 0 or (
         model.fovea_height == fovea_height
         and np.allclose(model.fovea_box, fovea_box))
     if (height, width) != (model.image_height, model.image_width) or not fovea_ok:
-        raise ValueError(
-            f'{name} cache holds {height}x{width} views with a {fovea_height}-row fovea of '
-            f'{fovea_box}; the model reads {model.image_height}x{model.image_width} with a '
-            f'{model.fovea_height}-row fovea of {model.fovea_box}')
+        raise TrainingDataError(
+            f'{name} cache {data.name} holds {height}x{width} views with a {fovea_height}-row '
+            f'fovea of {fovea_box}; the model reads {model.image_height}x{model.image_width} '
+            f'with a {model.fovea_height}-row fovea of {model.fovea_box}')
+
+
+def full_batches(samples: int, batch_size: int, world: int = 1) -> int:
+    """Training steps per epoch: full batches per rank (the last, partial one is dropped).
+
+    Under DDP, DistributedSampler pads every rank to ceil(samples / world) samples.
+    """
+    return -(-samples // world) // batch_size if samples > 0 else 0
+
+
+def check_trainable(
+    train_name: str, train_samples: int, val_name: str, val_samples: int, batch_size: int,
+    world: int = 1, val_class_counts: Sequence[int] | np.ndarray | None = None,
+    train_class_counts: Sequence[int] | np.ndarray | None = None,
+) -> list[str]:
+    """Refuse data that gives no training step or no validation; returns the warnings.
+
+    TrainingDataError when the training samples make no full batch per rank (every step
+    would be dropped: nothing is learnt, yet a best.pt would be written) or the validation
+    split is empty (no epoch can be scored, no checkpoint chosen). A split with one class
+    only is a warning: its macro-F1 is that class's F1 and a 'validation' logit prior moves
+    decisions toward it; smoke runs on one scenario are meant to work.
+    """
+    if full_batches(train_samples, batch_size, world) < 1:
+        per_rank = f' ({-(-train_samples // world)} per rank of {world})' if world > 1 else ''
+        raise TrainingDataError(
+            f'training cache {train_name}: {train_samples} samples{per_rank} make no full batch '
+            f'of batch_size {batch_size}, so training would take no step; lower batch_size or '
+            f'add data')
+    if val_samples < 1:
+        raise TrainingDataError(
+            f'validation cache {val_name} holds no samples: no epoch could be scored and no '
+            f'checkpoint chosen')
+    warnings = []
+    for what, name, counts in (('validation', val_name, val_class_counts),
+                               ('training', train_name, train_class_counts)):
+        present = [ACTION_LABELS[i] for i, n in enumerate(counts if counts is not None else [])
+                   if n > 0]
+        if len(present) == 1:
+            warnings.append(
+                f'{what} cache {name} holds one class only ({present[0]}): '
+                + ('its macro-F1 is the F1 of that class, and a validation logit prior moves '
+                   'the decisions toward it' if what == 'validation'
+                   else 'the model learns a constant decision'))
+    return warnings
 
 
 @dataclass

@@ -31,8 +31,8 @@ from mm_fusion_ros.model.preprocess import prepare_batch
 from mm_fusion_ros.model.prior import prior_logit_offsets
 from mm_fusion_ros.sensors.radar_sequence import RadarSequence
 from mm_fusion_ros.train.augment import PhotometricAugment, PhotometricAugmentConfig
-from mm_fusion_ros.train.config import TrainConfig
-from mm_fusion_ros.train.data import CacheSamples, check_frames
+from mm_fusion_ros.train.config import TrainConfig, TrainConfigError
+from mm_fusion_ros.train.data import CacheSamples, check_frames, check_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +70,18 @@ def _init_model(path: str, overrides: dict[str, Any]) -> FusionModel:
     model, _ = load_checkpoint(path)
     if not overrides:
         return model
-    config = FusionModelConfig.from_dict({**model.config.to_dict(), **overrides})
+    try:
+        config = FusionModelConfig.from_dict({**model.config.to_dict(), **overrides})
+    except (TypeError, ValueError) as exc:
+        raise TrainConfigError(f'model: {exc} (applied to the config of {path})') from None
     grown = FusionModel(config)
     state = grown.state_dict()
     for name, value in model.state_dict().items():
         target = state.get(name)
         if target is None or target.dim() != value.dim() or any(
                 a > b for a, b in zip(value.shape, target.shape, strict=True)):
-            raise ValueError(f'{path}: {name} {tuple(value.shape)} does not fit the model '
-                             f'made with {overrides}')
+            raise TrainConfigError(f'{path}: {name} {tuple(value.shape)} does not fit the '
+                                   f'model made with {overrides}')
         target[tuple(slice(0, n) for n in value.shape)] = value
     grown.load_state_dict(state)
     logger.info('initialised from %s with config changes %s', path, overrides)
@@ -110,7 +113,7 @@ class _Distributed:
     """torchrun environment (WORLD_SIZE/RANK/LOCAL_RANK) or a single process."""
 
     def __init__(self, device: torch.device) -> None:
-        self.world = int(os.environ.get('WORLD_SIZE', '1'))
+        self.world = self.world_size()
         self.rank = int(os.environ.get('RANK', '0'))
         self.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
         self.device = device
@@ -119,6 +122,10 @@ class _Distributed:
                 self.device = torch.device('cuda', self.local_rank)
                 torch.cuda.set_device(self.device)
             dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+
+    @staticmethod
+    def world_size() -> int:
+        return int(os.environ.get('WORLD_SIZE', '1'))
 
     @property
     def main(self) -> bool:
@@ -183,8 +190,15 @@ def train(
 
     `class_counts` weight the loss; with `val_class_counts` they also give the checkpoint's
     logit offsets (`training_logit_offsets`), which validation and the predictor apply.
+    Data that gives no training step or no validation is refused before anything starts
+    (`train.data.check_trainable`, TrainingDataError); its warnings go to the log and to
+    metrics.json.
     """
-    device, _ = resolve_device(config.device)
+    warnings = _check_data(config, train_set, val_set, class_counts, val_class_counts)
+    try:
+        device, _ = resolve_device(config.device)
+    except ValueError as exc:
+        raise TrainConfigError(f'device: {exc}') from None
     ddp = _Distributed(device)
     device = ddp.device
     torch.manual_seed(config.seed + ddp.rank)
@@ -202,6 +216,8 @@ def train(
     for name, data in (('training', train_set), ('validation', val_set)):
         if isinstance(data, CacheSamples):
             check_frames(model_cfg, name, data)
+    for warning in warnings:  # once the run is known to start
+        logger.warning('warning: %s', warning)
     augment = PhotometricAugment(PhotometricAugmentConfig.from_dict(config.augment),
                                  model_cfg.image_mean, model_cfg.image_std)
     model = model.to(device)
@@ -291,7 +307,7 @@ def train(
         val = evaluate(model, val_loader, device, config.modality, offsets)
         row = {
             'epoch': epoch + 1,
-            'train_loss': total / max(seen, 1),
+            'train_loss': total / seen if seen else None,  # never a loss of no step
             'val_macro_f1': val['macro_f1'],
             'val_accuracy': val['accuracy'],
             'val_accel_mae': val['accel_mae'],
@@ -321,7 +337,7 @@ def train(
     if ddp.main:
         summary = {
             'best_epoch': best.get('epoch'),
-            'best_val_macro_f1': best['macro_f1'],
+            'best_val_macro_f1': best['macro_f1'] if 'epoch' in best else None,
             'best_val_accuracy': best.get('accuracy'),
             'best_per_condition_macro_f1': best.get('per_condition_macro_f1'),
             'best_report': best['report'].to_dict() if 'report' in best else None,
@@ -329,11 +345,30 @@ def train(
             'training_data_hash': data_hash,
             'logit_offsets': None if offsets is None else offsets.tolist(),
             'config': config.__dict__,
+            'warnings': warnings,
         }
         (out_dir / 'metrics.json').write_text(json.dumps(summary, indent=2))
     ddp.barrier()
     ddp.close()
     return best
+
+
+def _check_data(
+    config: TrainConfig, train_set: Dataset, val_set: Dataset,
+    class_counts: np.ndarray | None, val_class_counts: np.ndarray | None,
+) -> list[str]:
+    """`check_trainable` on what the loaders will see; returns its warnings."""
+    samples = len(train_set)
+    if config.max_train_samples:
+        samples = min(samples, config.max_train_samples)
+    if val_class_counts is None and isinstance(val_set, CacheSamples):
+        val_class_counts = val_set.class_counts()
+    if class_counts is None and isinstance(train_set, CacheSamples):
+        class_counts = train_set.class_counts()
+    return check_trainable(
+        getattr(train_set, 'name', type(train_set).__name__), samples,
+        getattr(val_set, 'name', type(val_set).__name__), len(val_set), config.batch_size,
+        _Distributed.world_size(), val_class_counts, class_counts)
 
 
 class _Collate:
