@@ -1,24 +1,39 @@
 """Bag replay: offline speed vs real time, and offline-vs-online agreement on the same bag.
 
 Generates a 60 s, 20 Hz sim bag (4 x 15 s scenario_mix episodes laid end to end in one bag),
-evaluates it offline (batched, in-process) and online (played at --rate into fusion_node +
-decision_node over DDS) with the same checkpoint, and prints offline speed as a multiple of
-real time, the online decisions recorded, the share of frames with the same final action, and
-both modes' median/p99 latency. Default checkpoint: the shipped one, else random weights.
+evaluates it offline and online (played at --rate into fusion_node + decision_node over DDS)
+with the same checkpoint, and prints the online decisions recorded, the share of frames with
+the same final action, and both modes' median/p99 latency. Default checkpoint: the shipped
+one, else random weights.
+
+Offline speed, as drive seconds per wall second (x real time), two ways:
+- whole process: a fresh Python process evaluates the bag (`run_offline_job`, what
+  `mm-fusion eval` runs per bag), timed from spawn to result, start-up included (warm ONNX
+  cache); with `--baseline REV` the package at that git revision runs the same child,
+  interleaved round by round (`--repeats`), so both meet the same machine load;
+- in process, model already loaded (wall and CPU time), and with `--profile` the cProfile
+  of that run (what the offline path spends its time on).
 
     python bench/replay_speed.py [--bag PATH] [--checkpoint X] [--rate 1.0] [--seconds 60]
+        [--repeats 3] [--baseline REV] [--profile] [--skip-online]
 """
 
 import argparse
+import cProfile
 from dataclasses import replace
 import os
 from pathlib import Path
+import pstats
 import random
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from baseline import CHILD, child_cwd, child_env, extract, run_child  # noqa: E402
 
 from mm_fusion_ros.bags import load_bag_topics, write_episode_bag
 from mm_fusion_ros.dds_env import apply_local_dds_env, random_domain_id
@@ -32,6 +47,8 @@ from mm_fusion_ros.evaluation.replay_report import agreement, compute_metrics
 from mm_fusion_ros.paths import default_checkpoint
 from mm_fusion_ros.sim.scenarios import scenario_mix
 from mm_fusion_ros.sim.simulator import Simulator
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def drive_frames(seconds: float, episodes: int = 4, seed: int = 930_000):
@@ -75,6 +92,33 @@ def lat(m: dict) -> str:
     return f"median {lat['median_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms"
 
 
+def whole_process(bag: str, ckpt: str, tmp: Path, repeats: int, baseline: str | None) -> None:
+    """Fresh processes evaluate the bag, start-up included; baseline rounds interleaved."""
+    from mm_fusion_ros.model.onnx_cache import ENV_VAR
+
+    env = {ENV_VAR: str(tmp / 'onnx_cache')}
+    trees = {'working tree': None}
+    if baseline:
+        trees[f'baseline {baseline}'] = extract(baseline, tmp / 'baseline')
+    run_child(CHILD, [ckpt, 'default'], child_env(None, dict(os.environ, **env)), ROOT)  # warm
+    walls: dict[str, list[float]] = {name: [] for name in trees}
+    drive = 0.0
+    for _ in range(repeats):
+        for name, tree in trees.items():
+            out = run_child(CHILD, [ckpt, 'default', bag],
+                            child_env(tree, dict(os.environ, **env)), child_cwd(tree))
+            walls[name].append(out['done_s'])
+            drive = out['drive_s']
+    print(f'offline, whole process (start-up included, warm ONNX cache), {repeats} rounds:')
+    for name, values in walls.items():
+        v = np.asarray(values)
+        print(f'  {name:22s} median {np.median(v):6.2f} s (min {v.min():.2f}, max {v.max():.2f})'
+              f' = {drive / np.median(v):5.1f}x real time (target >= 20x)')
+    if len(walls) > 1:
+        names = list(walls)
+        print(f'  speed-up: {np.median(walls[names[1]]) / np.median(walls[names[0]]):.2f}x')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--bag', default=None, help='evaluate this bag instead of generating')
@@ -83,6 +127,10 @@ def main() -> int:
     parser.add_argument('--rate', type=float, default=1.0, help='online playback rate')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--skip-online', action='store_true')
+    parser.add_argument('--repeats', type=int, default=3, help='whole-process rounds')
+    parser.add_argument('--baseline', default=None, metavar='REV',
+                        help='also evaluate with the package at this git revision')
+    parser.add_argument('--profile', action='store_true', help='cProfile the offline run')
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(random_domain_id(random.Random())))
     apply_local_dds_env(os.environ)
@@ -98,6 +146,7 @@ def main() -> int:
                   f' {time.perf_counter() - t0:.1f} s')
         topics = load_bag_topics('sim')
         print(f'checkpoint: {ckpt} ({origin})')
+        whole_process(str(bag), ckpt, tmp, args.repeats, args.baseline)
         load_predictor(ckpt, 2)  # load + warm up outside the timed run
         t0, cpu0 = time.perf_counter(), time.process_time()
         offline = run_offline_job(OfflineJob(str(bag), topics, ckpt,
@@ -111,6 +160,16 @@ def main() -> int:
         # second is the speed on one dedicated core.
         print(f'offline CPU time: {cpu:.2f} s = {offline.duration_s / cpu:.1f}x real time'
               f' per CPU core; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs')
+        if args.profile:
+            profile = cProfile.Profile()
+            profile.enable()
+            run_offline_job(OfflineJob(str(bag), topics, ckpt,
+                                       replay=ReplayConfig(batch_size=args.batch_size)))
+            profile.disable()
+            print('offline path, cProfile (by own time, then cumulative):')
+            stats = pstats.Stats(profile, stream=sys.stdout)
+            stats.sort_stats('tottime').print_stats(20)
+            stats.sort_stats('cumulative').print_stats(30)
         gt = m_off.get('ground_truth')
         if gt:
             print(f"offline vs expert: accuracy {gt['accuracy']:.3f},"

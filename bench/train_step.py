@@ -1,9 +1,9 @@
 """Training-step cost on CPU: photometric augmentation against forward + backward + AdamW.
 
 Usage: python bench/train_step.py [--batch 64] [--iters 20] [--threads 2]
-Prints p50/p99 [ms] of `PhotometricAugment` (config/train_dagger3.yaml's settings) on a batch of
-current and earlier frames, of one training step of the default FusionModel on that batch, and
-their ratio. Target: augmentation <= 25 % of the step.
+Prints p50/p99 [ms] of `PhotometricAugment` (config/training/train_dagger3.yaml's settings) on
+a batch of current and earlier frames, of one training step of the default FusionModel on that
+batch, and their ratio. Target: augmentation <= 25 % of the step.
 """
 
 import argparse
@@ -33,7 +33,7 @@ def main() -> None:
 
     model = FusionModel()
     inputs = list(example_inputs(model, args.batch))
-    train_config = TrainConfig.from_yaml(config_dir() / 'train_dagger3.yaml')
+    train_config = TrainConfig.from_yaml(config_dir() / 'training' / 'train_dagger3.yaml')
     augment = PhotometricAugment(PhotometricAugmentConfig.from_dict(train_config.augment),
                                  model.config.image_mean, model.config.image_std)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -1,5 +1,6 @@
 """Preprocessing and FusionPredictor on CPU (torch and onnxruntime), device fallback, CUDA."""
 
+import gc
 import logging
 
 import numpy as np
@@ -11,14 +12,27 @@ from mm_fusion_ros.model import (
     FusionModel,
     FusionPredictor,
     Prediction,
+    backend_table,
     prepare_batch,
     preprocess_image,
     resolve_device,
     save_checkpoint,
     small_config,
 )
-from mm_fusion_ros.model.preprocess import fit_radar, model_frame, normalise_radar, resize_rgb
+from mm_fusion_ros.model import preprocess as preprocess_module
+from mm_fusion_ros.model.predictor import Device, choose_backend
+from mm_fusion_ros.model.preprocess import (
+    FrameInputCache,
+    fit_radar,
+    model_frame,
+    normalise_frame,
+    normalise_radar,
+    resize_rgb,
+)
+from mm_fusion_ros.sensors.camera_history import CameraHistory
 from mm_fusion_ros.sensors.radar_sequence import RadarSequence
+
+NS = 1_000_000_000
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason='no CUDA device on this machine')
@@ -229,8 +243,8 @@ def test_cuda_predict_matches_cpu(model):
     cfg = model.config
     cpu = FusionPredictor(model, device='cpu', backend='torch')
     want = cpu.predict(_rgb(cfg), _radar(cfg))
-    gpu = FusionPredictor(model, device='cuda', backend='auto')
-    assert gpu.backend == 'torch' and gpu.device.type == 'cuda' and gpu.amp_dtype is not None
+    gpu = FusionPredictor(model, device='cuda', backend='torch')
+    assert gpu.device.type == 'cuda' and gpu.amp_dtype is not None
     for _ in range(2):  # second call reuses the preallocated buffers
         got = gpu.predict(_rgb(cfg), _radar(cfg))
     np.testing.assert_allclose(got.probabilities, want.probabilities, atol=3e-2)
@@ -271,3 +285,163 @@ def test_checkpoint_logit_offsets_move_the_decision(model, tmp_path, backend):
     want = plain.probabilities * np.exp(small)
     np.testing.assert_allclose(batch.probabilities, want / want.sum(1, keepdims=True),
                                atol=1e-5)
+
+
+# -- per-frame work done once -------------------------------------------------------------------
+def test_normalise_frame_is_bit_identical_to_normalising_before_the_transpose(model):
+    cfg = model.config
+    rgb = _rgb(cfg, 3)
+    mean = np.asarray(cfg.image_mean, np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(cfg.image_std, np.float32) * 255.0)
+    want = np.ascontiguousarray(((rgb.astype(np.float32) - mean) * inv_std).transpose(2, 0, 1))
+    np.testing.assert_array_equal(preprocess_image(rgb, cfg), want)
+    out = np.full_like(want, np.nan)
+    assert normalise_frame(rgb, cfg, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    wide = np.zeros((cfg.image_height, cfg.image_width + 7, 3), np.uint8)
+    wide[:, 3:3 + cfg.image_width] = rgb
+    np.testing.assert_array_equal(  # a strided view (a message's padded rows)
+        preprocess_image(wide[:, 3:3 + cfg.image_width], cfg), want)
+
+
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_each_frame_is_normalised_once_with_unchanged_results(model, monkeypatch, backend):
+    if backend == 'onnxruntime':
+        pytest.importorskip('onnxruntime')
+    cfg = model.config
+    cached = FusionPredictor(model, device='cpu', backend=backend)
+    plain = FusionPredictor(model, device='cpu', backend=backend)
+    calls = []
+    real = preprocess_module.normalise_frame
+    monkeypatch.setattr(preprocess_module, 'normalise_frame',
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    history = CameraHistory(cfg.camera_history)
+    with_earlier = 0
+    for i in range(16):  # 20 Hz: from frame 3 on, a frame within 0.125 s of 0.25 s back
+        rgb, radar = _rgb(cfg, i), _radar(cfg, i)
+        previous = history.push(i * NS // 20, rgb)
+        with_earlier += previous is not None
+        before = len(calls)
+        got = cached.predict(rgb, radar, ego_speed=3.0, previous_rgb=previous)
+        assert len(calls) - before == 1  # the current frame only
+        inputs = prepare_batch([rgb], [radar], cfg, [3.0], [previous])  # no cache
+        want = plain.forward_arrays(inputs)
+        np.testing.assert_array_equal(got.probabilities, want[0][0])
+        assert got.target_acceleration == want[1][0] and got.ttc == want[2][0]
+    assert with_earlier == 13 and cached.frame_cache.hits == with_earlier
+    assert len(cached.frame_cache) <= 8  # entries leave with the history's frames
+
+
+def test_predict_batch_reuses_earlier_frames_across_chunks(model, monkeypatch):
+    cfg = model.config
+    predictor = FusionPredictor(model, device='cpu', backend='torch')
+    rgbs = [_rgb(cfg, i) for i in range(7)]
+    radars = [_radar(cfg, i) for i in range(7)]
+    previous = [None, None, rgbs[0], rgbs[1], rgbs[2], rgbs[3], rgbs[4]]
+    want = FusionPredictor(model, device='cpu', backend='torch').forward_arrays(
+        prepare_batch(rgbs, radars, cfg, previous_rgbs=previous))
+    calls = []
+    real = preprocess_module.normalise_frame
+    monkeypatch.setattr(preprocess_module, 'normalise_frame',
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = predictor.predict_batch(rgbs, radars, batch_size=3, previous_rgbs=previous)
+    assert len(calls) == 7
+    np.testing.assert_allclose(got.probabilities, want[0], atol=1e-6)
+
+
+def test_frame_cache_is_keyed_by_the_array_and_lets_frames_go():
+    cache = FrameInputCache(capacity=2)
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(3)]
+    for i, frame in enumerate(frames):
+        cache.put(frame, False, np.full((3, 2, 2), i, np.float32))
+    assert len(cache) == 2 and cache.get(frames[0]) is None  # capacity: oldest out
+    assert cache.get(frames[2])[0, 0, 0] == 2 and cache.get(frames[2], composed=True) is None
+    assert cache.get(frames[2].copy()) is None  # equal pixels, another frame: not trusted
+    del frames[2], frame
+    gc.collect()
+    assert len(cache) == 1  # freed frame, entry gone
+    with pytest.raises(ValueError, match='capacity'):
+        FrameInputCache(0)
+
+
+def test_device_names_need_no_torch_but_compare_with_it():
+    device = Device('cuda:1')
+    assert (device.type, device.index) == ('cuda', 1) and Device('cpu').index is None
+    assert Device('cpu') == torch.device('cpu') and Device('cpu') == 'cpu'
+    assert torch.zeros(1).to(Device('cpu')).device.type == 'cpu'
+
+
+def test_auto_backend_follows_the_measured_table():
+    rows = [
+        {'device_type': 'cuda', 'device_name': 'GPU A', 'batch': 1, 'backend': 'torch',
+         'amp': 'bf16', 'p50_ms': 2.0},
+        {'device_type': 'cuda', 'device_name': 'GPU A', 'batch': 64, 'backend': 'torchscript',
+         'amp': 'fp32', 'p50_ms': 0.5},
+        {'device_type': 'cuda', 'device_name': 'GPU B', 'batch': 1, 'backend': 'torchscript',
+         'amp': 'fp32', 'p50_ms': 1.0},
+        {'device_type': 'cuda', 'device_name': 'GPU A', 'batch': 1, 'backend': 'onnxruntime',
+         'provider': 'TensorrtExecutionProvider', 'amp': 'fp32', 'p50_ms': 0.3},
+    ]
+    no_trt = lambda r: r.get('provider') != 'TensorrtExecutionProvider'  # noqa: E731
+    assert backend_table.choose('cuda', 'GPU A', no_trt, rows=rows)['backend'] == 'torch'
+    assert backend_table.choose('cuda', 'GPU A', lambda r: True, rows=rows)['p50_ms'] == 0.3
+    assert backend_table.choose('cuda', 'GPU C', no_trt, rows=rows)['device_name'] == 'GPU B'
+    assert backend_table.choose('cpu', None, no_trt, rows=rows) is None
+
+
+@needs_cuda
+def test_cuda_auto_backend_is_the_measured_choice_and_agrees(model):
+    cfg = model.config
+    want = FusionPredictor(model, device='cpu', backend='torch').predict(_rgb(cfg), _radar(cfg))
+    choice = choose_backend(Device('cuda'))
+    auto = FusionPredictor(model, device='cuda')
+    assert (auto.backend, auto.ort_provider) == (choice.backend, choice.provider)
+    got = auto.predict(_rgb(cfg), _radar(cfg))
+    np.testing.assert_allclose(got.probabilities, want.probabilities, atol=3e-2)
+
+
+@needs_cuda
+@pytest.mark.parametrize('amp', ['fp32', 'bf16'])
+def test_cuda_torchscript_matches_cpu(model, amp):
+    cfg = model.config
+    want = FusionPredictor(model, device='cpu', backend='torch').predict(_rgb(cfg), _radar(cfg))
+    scripted = FusionPredictor(model, device='cuda', backend='torchscript', amp=amp)
+    got = scripted.predict(_rgb(cfg), _radar(cfg))
+    np.testing.assert_allclose(got.probabilities, want.probabilities,
+                               atol=1e-3 if amp == 'fp32' else 3e-2)
+
+
+@needs_cuda
+def test_cuda_onnxruntime_provider_matches_cpu(model):
+    ort = pytest.importorskip('onnxruntime')
+    if 'CUDAExecutionProvider' not in ort.get_available_providers():
+        pytest.skip('this onnxruntime has no CUDAExecutionProvider (onnxruntime-gpu has it)')
+    cfg = model.config
+    want = FusionPredictor(model, device='cpu', backend='torch').predict(_rgb(cfg), _radar(cfg))
+    gpu = FusionPredictor(model, device='cuda', backend='onnxruntime')
+    assert gpu.ort_provider == 'CUDAExecutionProvider'
+    got = gpu.predict(_rgb(cfg), _radar(cfg))
+    np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-3)
+
+
+def test_torchscript_backend_on_cpu_matches_eager(model):
+    cfg = model.config
+    rgbs, radars = [_rgb(cfg, i) for i in range(3)], [_radar(cfg, i) for i in range(3)]
+    eager = FusionPredictor(model, device='cpu', backend='torch').predict_batch(rgbs, radars)
+    for modality in ('fused', 'radar'):
+        scripted = FusionPredictor(model, device='cpu', backend='torchscript')
+        got = scripted.predict_batch(rgbs, radars, modality)
+        want = eager if modality == 'fused' else FusionPredictor(
+            model, device='cpu', backend='torch').predict_batch(rgbs, radars, modality)
+        np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-5)
+
+
+def test_cpu_auto_without_a_measured_row_keeps_the_built_in_rule(model, monkeypatch):
+    pytest.importorskip('onnxruntime')
+    monkeypatch.setattr(backend_table, 'MEASUREMENTS', [])
+    predictor = FusionPredictor(model, device='cpu')
+    assert predictor.backend == 'onnxruntime' and predictor.backend_reason == 'built-in rule'
+    monkeypatch.setattr(backend_table, 'MEASUREMENTS', [
+        {'device_type': 'cpu', 'device_name': 'any', 'batch': 1, 'backend': 'torchscript',
+         'amp': 'fp32', 'p50_ms': 0.1}])
+    assert FusionPredictor(model, device='cpu').backend == 'torchscript'

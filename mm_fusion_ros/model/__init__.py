@@ -1,32 +1,36 @@
-"""Fusion model: CNN image branch, radar sequence encoder, attention fusion (pure torch)."""
+"""Fusion model: CNN image branch, radar sequence encoder, attention fusion (pure torch).
 
-from mm_fusion_ros.model.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    read_checkpoint,
-    save_checkpoint,
-)
-from mm_fusion_ros.model.config import FusionModelConfig, small_config
-from mm_fusion_ros.model.export import export_onnx, export_torchscript
-from mm_fusion_ros.model.fusion import MODALITIES, FusionModel, FusionOutput
-from mm_fusion_ros.model.losses import LossTerms, LossWeights, fusion_loss
-from mm_fusion_ros.model.predictor import (
-    BatchPrediction,
-    FusionPredictor,
-    Prediction,
-    resolve_device,
-)
-from mm_fusion_ros.model.preprocess import (
-    ModelInputs,
-    collate_radar,
-    prepare_batch,
-    preprocess_image,
-)
+Names are imported on first use (PEP 562), so `from mm_fusion_ros.model.predictor import
+FusionPredictor` does not import torch: the onnxruntime path starts without it.
+"""
 
-__all__ = [
-    'BatchPrediction', 'CheckpointError', 'FusionModel', 'FusionModelConfig', 'FusionOutput',
-    'FusionPredictor', 'LossTerms', 'LossWeights', 'MODALITIES', 'ModelInputs', 'Prediction',
-    'collate_radar', 'export_onnx', 'export_torchscript', 'fusion_loss', 'load_checkpoint',
-    'prepare_batch', 'preprocess_image', 'read_checkpoint', 'resolve_device', 'save_checkpoint',
-    'small_config',
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    'CheckpointError': 'checkpoint', 'load_checkpoint': 'checkpoint',
+    'read_checkpoint': 'checkpoint', 'save_checkpoint': 'checkpoint',
+    'FusionModelConfig': 'config', 'small_config': 'config', 'MODALITIES': 'config',
+    'export_onnx': 'export', 'export_torchscript': 'export',
+    'FusionModel': 'fusion', 'FusionOutput': 'output',
+    'LossTerms': 'losses', 'LossWeights': 'losses', 'fusion_loss': 'losses',
+    'BatchPrediction': 'predictor', 'FusionPredictor': 'predictor', 'Prediction': 'predictor',
+    'resolve_device': 'predictor',
+    'ModelInputs': 'preprocess', 'collate_radar': 'preprocess', 'prepare_batch': 'preprocess',
+    'preprocess_image': 'preprocess',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module(f'{__name__}.{module}'), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -21,13 +21,16 @@ from collections.abc import Sequence
 import math
 from pathlib import Path
 import pickle
+import re
 from typing import Any
+import warnings
 import zipfile
 
 import numpy as np
 import torch
 
 from mm_fusion_ros.actions import ACTION_LABELS
+from mm_fusion_ros.errors import UserInputError
 from mm_fusion_ros.model.config import FusionModelConfig
 from mm_fusion_ros.model.fusion import FusionModel
 
@@ -35,8 +38,12 @@ FORMAT = 'mm_fusion_ros.fusion_model'
 FORMAT_VERSION = 3  # 2: ego speed input; 3: earlier camera frame input
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable, of another format/version, or mismatched."""
+class CheckpointError(UserInputError, RuntimeError):
+    """A checkpoint that is missing, unreadable, of another format/version, or mismatched.
+
+    The message names the file and what is wrong in one line (never torch's advice to load
+    it with `weights_only=False`).
+    """
 
 
 def input_normalisation(config: FusionModelConfig) -> dict[str, list[float]]:
@@ -105,18 +112,44 @@ def _offsets_problem(offsets: Any, num_classes: int) -> str | None:
     return None
 
 
+# What torch.load raises on a file that is not a readable weights-only archive.
+_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError,
+                zipfile.BadZipFile, AttributeError, KeyError, IndexError, TypeError,
+                UnicodeDecodeError, OverflowError, MemoryError)
+_GLOBAL = re.compile(r'Unsupported global: GLOBAL (\S+)')
+
+
+def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
+    """What is wrong with a file torch.load refused, in our words (torch's are advice)."""
+    if isinstance(exc, OSError):
+        why = exc.strerror or type(exc).__name__
+    elif isinstance(exc, pickle.UnpicklingError) and (found := _GLOBAL.search(str(exc))):
+        why = (f'it holds a pickled Python object ({found.group(1)}), and checkpoints are '
+               f'loaded weights-only (tensors and plain values)')
+    elif not zipfile.is_zipfile(path):
+        why = 'not a PyTorch archive (empty, truncated, or another kind of file)'
+    elif isinstance(exc, RuntimeError) and 'PytorchStreamReader' in str(exc):
+        why = f'a corrupt PyTorch archive ({str(exc).split(". ")[0].strip()})'
+    elif isinstance(exc, RuntimeError):
+        why = 'a zip archive, but not one torch.save wrote'
+    else:
+        why = f'corrupt data in the archive ({type(exc).__name__})'
+    return CheckpointError(f'cannot read checkpoint {path}: {why}')
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and validate the payload (not the weights' shapes; see `load_checkpoint`)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f'checkpoint {path} is a directory, not a .pt file')
     if not path.is_file():
         raise CheckpointError(f'checkpoint not found: {path}')
     try:
-        payload = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError,
-            zipfile.BadZipFile, AttributeError, KeyError) as exc:
-        raise CheckpointError(
-            f'cannot read checkpoint {path} (corrupt, truncated, or not a weights-only '
-            f'.pt): {type(exc).__name__}: {exc}') from exc
+        with warnings.catch_warnings():  # a foreign pickle's protocol is our error's business
+            warnings.filterwarnings('ignore', message='Detected pickle protocol')
+            payload = torch.load(path, map_location='cpu', weights_only=True)
+    except _LOAD_ERRORS as exc:
+        raise _unreadable(path, exc) from exc
     if not isinstance(payload, dict) or payload.get('format') != FORMAT:
         raise CheckpointError(f'{path} is not a {FORMAT} checkpoint')
     version = payload.get('format_version')
@@ -128,7 +161,35 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                 'input_normalisation'):
         if key not in payload:
             raise CheckpointError(f'{path} lacks {key!r}')
+    for key, kind in (('model_config', dict), ('state_dict', dict), ('class_names', list),
+                      ('radar_features', list), ('input_normalisation', dict),
+                      ('metadata', dict)):
+        if key in payload and not isinstance(payload[key], kind):
+            raise CheckpointError(f'{path}: {key} is a {type(payload[key]).__name__}, '
+                                  f'expected a {kind.__name__}')
     return payload
+
+
+def _weights_problem(path: Path, model: FusionModel, weights: dict[str, Any]) -> str | None:
+    """One line on how `weights` miss the model's tensors (names and shapes), or None."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    wrong = [f'{k} {tuple(v.shape)} (the model has {tuple(expected[k].shape)})'
+             if isinstance(v, torch.Tensor) else f'{k} ({type(v).__name__}, not a tensor)'
+             for k, v in weights.items()
+             if k in expected and not (isinstance(v, torch.Tensor)
+                                       and v.shape == expected[k].shape)]
+    problems = []
+    for what, names in (('missing', missing), ('unexpected', unexpected),
+                        ('wrong shape', wrong)):
+        if names:
+            more = f' and {len(names) - 3} more' if len(names) > 3 else ''
+            problems.append(f'{what}: {", ".join(names[:3])}{more}')
+    if not problems:
+        return None
+    return (f'{path}: weights do not fit the architecture in its model_config: '
+            + '; '.join(problems))
 
 
 def load_checkpoint(path: str | Path) -> tuple[FusionModel, dict[str, Any]]:
@@ -136,7 +197,7 @@ def load_checkpoint(path: str | Path) -> tuple[FusionModel, dict[str, Any]]:
     payload = read_checkpoint(path)
     try:
         config = FusionModelConfig.from_dict(payload['model_config'])
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f'{path}: invalid model_config: {exc}') from exc
     names = tuple(payload['class_names'])
     if names != config.class_names or names != ACTION_LABELS:
@@ -152,12 +213,13 @@ def load_checkpoint(path: str | Path) -> tuple[FusionModel, dict[str, Any]]:
     payload.setdefault('logit_offsets', [0.0] * config.num_classes)
     if problem := _offsets_problem(payload['logit_offsets'], config.num_classes):
         raise CheckpointError(f'{path}: {problem}')
-    model = FusionModel(config)
     try:
-        model.load_state_dict(payload['state_dict'], strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f'{path}: weights do not fit the architecture in its model_config: {exc}') from exc
+        model = FusionModel(config)
+    except (TypeError, ValueError) as exc:  # a config that validates but builds no model
+        raise CheckpointError(f'{path}: invalid model_config: {exc}') from exc
+    if problem := _weights_problem(Path(path), model, payload['state_dict']):
+        raise CheckpointError(problem)
+    model.load_state_dict(payload['state_dict'], strict=True)
     model.eval()
     info = {k: v for k, v in payload.items() if k != 'state_dict'}
     return model, info

@@ -30,6 +30,8 @@ RADAR_FEATURE_NORMALISATION: dict[str, tuple[float, float]] = {
 
 TEMPORAL_ENCODERS = ('transformer', 'gru')
 FOVEA_BOX = (0.25, 0.4375, 0.75, 0.6875)
+# What the model can run on: both sensors, or one branch alone (ablation, a dead sensor).
+MODALITIES = ('fused', 'camera', 'radar')
 
 
 @dataclass(frozen=True)

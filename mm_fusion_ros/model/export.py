@@ -13,9 +13,8 @@ import torch
 from torch import nn
 
 from mm_fusion_ros.model.fusion import FusionModel
+from mm_fusion_ros.model.preprocess import INPUT_NAMES
 
-INPUT_NAMES = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'ego_speed',
-               'ego_speed_valid', 'previous_image')
 OUTPUT_NAMES = ('logits', 'accel', 'ttc')
 
 

@@ -35,24 +35,16 @@ saturates at ttc_max. The loss compares log-TTC (see `losses.py`).
 """
 
 import math
-from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from mm_fusion_ros.model.config import FusionModelConfig
+from mm_fusion_ros.model.config import MODALITIES, FusionModelConfig
 from mm_fusion_ros.model.image_branch import ImageBranch
 from mm_fusion_ros.model.layers import CrossAttentionBlock
 from mm_fusion_ros.model.losses import LossTerms, LossWeights, fusion_loss
+from mm_fusion_ros.model.output import FusionOutput
 from mm_fusion_ros.model.radar_encoder import RadarEncoder
-
-MODALITIES = ('fused', 'camera', 'radar')
-
-
-class FusionOutput(NamedTuple):
-    logits: torch.Tensor  # (B, C) decision class logits
-    accel: torch.Tensor   # (B,) target longitudinal acceleration [m/s^2]
-    ttc: torch.Tensor     # (B,) time to collision [s], in [ttc_min, ttc_max]
 
 
 class FusionModel(nn.Module):

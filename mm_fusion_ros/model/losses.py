@@ -12,15 +12,13 @@ object) contribute nothing, and the TTC term averages over valid samples only.
 
 from dataclasses import dataclass
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - torch convention
 
 from mm_fusion_ros.model.config import FusionModelConfig
-
-if TYPE_CHECKING:
-    from mm_fusion_ros.model.fusion import FusionOutput
+from mm_fusion_ros.model.output import FusionOutput
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class LossTerms(NamedTuple):
 
 
 def fusion_loss(
-    output: 'FusionOutput', target_action: torch.Tensor, target_accel: torch.Tensor,
+    output: FusionOutput, target_action: torch.Tensor, target_accel: torch.Tensor,
     target_ttc: torch.Tensor, ttc_valid: torch.Tensor, config: FusionModelConfig,
     class_weights: torch.Tensor | None = None, weights: LossWeights | None = None,
 ) -> LossTerms:

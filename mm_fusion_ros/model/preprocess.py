@@ -11,6 +11,13 @@ bilinear version and 3 ms for the same torch call on float32. Output stays uint8
 the nearest level, below the camera's own quantisation). Aspect ratio is not preserved: the
 camera's field of view is squeezed to the model size, as in training.
 
+Normalisation (`normalise_frame`) transposes the uint8 frame to (3, H, W) first and then
+converts and normalises in place: the same float32 operations as normalising before the
+transpose, so bit-identical, but 0.06 ms instead of 0.54 ms for 256x128 on 2 cores (a uint8
+transpose moves a quarter of the bytes, and the float work then runs on contiguous memory).
+`FrameInputCache` keeps the normalised frame of each frame the model saw as current, so when
+the camera history hands the same frame back as the earlier frame it is not normalised again.
+
 With a fovea (`FusionModelConfig.fovea_height`) the model frame is the whole view with the
 fovea box of the source frame, resized to (fovea_height, image_width), stacked below it
 (`compose_frame`). The training cache stores these composed frames; `composed=True` tells
@@ -20,13 +27,18 @@ rows, which are exactly its own frame).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+import threading
+from typing import Any
+import weakref
 
 import numpy as np
-import torch
-import torch.nn.functional as F  # noqa: N812 - torch convention
 
 from mm_fusion_ros.model.config import FOVEA_BOX, FusionModelConfig
 from mm_fusion_ros.sensors.radar_sequence import RadarSequence
+
+# The model's (and its ONNX graph's) inputs, in forward() order: ModelInputs' fields.
+INPUT_NAMES = ('image', 'radar_points', 'point_mask', 'frame_mask', 'time_offsets', 'ego_speed',
+               'ego_speed_valid', 'previous_image')
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,9 @@ class ModelInputs:
 
 def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     """(h, w, 3) uint8 -> (height, width, 3) uint8, antialiased bilinear (see module docstring)."""
+    import torch  # lazily: only frames that are not at the model size need it
+    import torch.nn.functional as F  # noqa: N812 - torch convention
+
     rgb = np.ascontiguousarray(rgb)
     if not rgb.flags.writeable:  # a bag's or message's buffer; torch wants writable memory
         rgb = rgb.copy()
@@ -105,14 +120,90 @@ def model_frame(rgb: np.ndarray, config: FusionModelConfig, composed: bool = Fal
     return rgb[:config.input_height]
 
 
+def image_normalisation(config: FusionModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, 1 / std) per channel on the 0..255 scale, float32, shaped (3, 1, 1)."""
+    mean = np.asarray(config.image_mean, np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(config.image_std, np.float32) * 255.0)
+    return mean.reshape(3, 1, 1), inv_std.reshape(3, 1, 1)
+
+
+def normalise_frame(
+    frame: np.ndarray, config: FusionModelConfig, out: np.ndarray | None = None,
+) -> np.ndarray:
+    """(H, W, 3) uint8 model frame -> (3, H, W) float32 `(value - mean) / std` (into `out`)."""
+    mean, inv_std = image_normalisation(config)
+    chw = frame.transpose(2, 0, 1)
+    if out is None:
+        out = np.ascontiguousarray(chw).astype(np.float32)  # uint8 transpose: 4x fewer bytes
+    else:
+        np.copyto(out, chw)
+    out -= mean
+    out *= inv_std
+    return out
+
+
 def preprocess_image(
     rgb: np.ndarray, config: FusionModelConfig, composed: bool = False,
 ) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (3, H', W') float32 normalised model frame (see `model_frame`)."""
-    img = model_frame(rgb, config, composed).astype(np.float32)
-    mean = np.asarray(config.image_mean, np.float32) * 255.0
-    inv_std = 1.0 / (np.asarray(config.image_std, np.float32) * 255.0)
-    return np.ascontiguousarray(((img - mean) * inv_std).transpose(2, 0, 1))
+    return normalise_frame(model_frame(rgb, config, composed), config)
+
+
+class FrameInputCache:
+    """Normalised model frames of recent camera frames, keyed by the frame array itself.
+
+    The model reads each camera frame twice: as the current frame, and `camera_history` s
+    later as the earlier frame, which `CameraHistory` hands back as the same array object.
+    `put` stores a frame's normalised input when it is current; `get` returns it for that
+    same object. Frames are held weakly: an entry goes when its frame array is freed (the
+    camera history lets it go), and at most `capacity` entries are kept (oldest first out).
+    A frame array must not be modified in place once predicted (the camera history already
+    relies on that). Safe to use from the threads of one node (one lock).
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        if capacity < 1:
+            raise ValueError(f'capacity must be >= 1, got {capacity}')
+        self.capacity = capacity
+        self.hits = 0
+        self.misses = 0
+        self._entries: dict[tuple[int, bool], tuple[Any, np.ndarray]] = {}
+        self._lock = threading.RLock()
+
+    def get(self, frame: np.ndarray, composed: bool = False) -> np.ndarray | None:
+        key = (id(frame), composed)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0]() is not frame:
+                self.misses += 1
+                return None
+            self.hits += 1
+            return entry[1]
+
+    def put(self, frame: np.ndarray, composed: bool, normalised: np.ndarray) -> None:
+        key = (id(frame), composed)
+        try:
+            ref = weakref.ref(frame, lambda r, k=key: self._drop(k, r))
+        except TypeError:  # not weak-referenceable: do not cache it
+            return
+        with self._lock:
+            self._entries.pop(key, None)  # re-insert as the newest
+            self._entries[key] = (ref, normalised)
+            while len(self._entries) > self.capacity:
+                del self._entries[next(iter(self._entries))]
+
+    def _drop(self, key: tuple[int, bool], ref: Any) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is ref:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def normalise_radar(
@@ -196,12 +287,15 @@ def prepare_batch(
     rgbs: Sequence[np.ndarray], sequences: Sequence[RadarSequence], config: FusionModelConfig,
     ego_speeds: Sequence[float | None] | np.ndarray | None = None,
     previous_rgbs: Sequence[np.ndarray | None] | None = None, composed: bool = False,
+    frame_cache: FrameInputCache | None = None,
 ) -> ModelInputs:
     """Camera frames + radar sequences (+ ego speeds, + earlier frames) -> ModelInputs.
 
     `ego_speeds` [m/s], None/NaN where unknown; `previous_rgbs` the frames `camera_history` s
     earlier, None where missing (the model then sees no change); `composed`: the images are
-    composed model frames (the training cache's), not camera frames.
+    composed model frames (the training cache's), not camera frames. With a `frame_cache`,
+    each current frame's normalised input is stored and an earlier frame found there is not
+    normalised again (a batch of one then shares memory with the cache: read, don't write).
     """
     if len(rgbs) != len(sequences):
         raise ValueError(f'{len(rgbs)} images but {len(sequences)} radar sequences')
@@ -209,13 +303,43 @@ def prepare_batch(
         raise ValueError('empty batch')
     if previous_rgbs is not None and len(previous_rgbs) != len(rgbs):
         raise ValueError(f'{len(rgbs)} images but {len(previous_rgbs)} earlier frames')
-    images = [preprocess_image(rgb, config, composed) for rgb in rgbs]
-    previous = images
-    if previous_rgbs is not None and config.camera_history > 0:
-        previous = [img if prev is None else preprocess_image(prev, config, composed)
-                    for img, prev in zip(images, previous_rgbs, strict=True)]
-    image = np.stack(images)
+    image = _normalised_batch(rgbs, config, composed)
+    if frame_cache is not None:
+        for rgb, normalised in zip(rgbs, image, strict=True):
+            frame_cache.put(rgb, composed, normalised)
+    previous_image = image  # no earlier frame: the model sees no change
+    if previous_rgbs is not None and config.camera_history > 0 and any(
+            prev is not None for prev in previous_rgbs):
+        earlier = [None if prev is None or frame_cache is None
+                   else frame_cache.get(prev, composed) for prev in previous_rgbs]
+        if len(rgbs) == 1:  # the node's case: no copy
+            previous_image = (earlier[0] if earlier[0] is not None else normalise_frame(
+                model_frame(previous_rgbs[0], config, composed), config))[None]
+        else:
+            previous_image = np.empty_like(image)
+            for i, (prev, cached) in enumerate(zip(previous_rgbs, earlier, strict=True)):
+                if prev is None:
+                    previous_image[i] = image[i]
+                elif cached is not None:
+                    previous_image[i] = cached
+                else:
+                    normalise_frame(model_frame(prev, config, composed), config,
+                                    out=previous_image[i])
     points, point_mask, frame_mask, offsets = collate_radar(sequences, config)
     speed, speed_valid = ego_speed_inputs(ego_speeds, len(rgbs))
     return ModelInputs(image, points, point_mask, frame_mask, offsets, speed, speed_valid,
-                       image if previous is images else np.stack(previous))
+                       previous_image)
+
+
+def _normalised_batch(
+    rgbs: Sequence[np.ndarray], config: FusionModelConfig, composed: bool,
+) -> np.ndarray:
+    """(B, 3, H, W) normalised frames, each written in place (no per-frame copy, no stack)."""
+    frames = [model_frame(rgb, config, composed) for rgb in rgbs]
+    if len(frames) == 1:
+        return normalise_frame(frames[0], config)[None]
+    height, width = frames[0].shape[:2]
+    out = np.empty((len(frames), 3, height, width), np.float32)
+    for frame, slot in zip(frames, out, strict=True):
+        normalise_frame(frame, config, out=slot)
+    return out
