@@ -15,7 +15,12 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from mm_fusion_ros.sensors.errors import REASONS
 from test.fuzz_cases import FuzzCrashError, kind_of, stamps, to_ros
+
+# What the nodes' throttled warnings for a rejected input start with.
+REJECT_LOG = {'image': 'rejected image', 'radar': 'rejected radar',
+              'odometry': 'rejected odometry'}
 
 try:  # the node fuzzing needs ROS; the pure fuzzing does not
     from mm_fusion_ros.ros.messages import DrivingDecision
@@ -142,7 +147,8 @@ class NodeFuzzer:
             return 'ok'
         if after['image_rejected'] != before['image_rejected'] + 1:
             raise FuzzCrashError('one rejected frame counted more than once')
-        self._warned(self.fusion_log, log_mark, 'rejected camera frame')
+        _check_reason_counted(before, after, 'image')
+        self._warned(self.fusion_log, log_mark, REJECT_LOG['image'])
         fallbacks = [m for m in self.fusion_out[out_mark:]
                      if m.degraded and m.source == DrivingDecision.SOURCE_FALLBACK
                      and 'camera frame rejected' in m.degraded_reason]
@@ -161,7 +167,7 @@ class NodeFuzzer:
             self._call(node._on_radar, msg, f'{node.get_name()}._on_radar')
             after = _counts(node)['radar_rejected']
             if after == before + 1:
-                self._warned(log, mark, 'rejected radar cloud')
+                self._warned(log, mark, REJECT_LOG['radar'])
                 outcome = 'reject'
             elif after != before:
                 raise FuzzCrashError('radar reject miscounted')
@@ -180,7 +186,8 @@ class NodeFuzzer:
             return 'ok'
         if rejected != 1:
             raise FuzzCrashError('odometry reject miscounted')
-        self._warned(self.fusion_log, mark, 'rejected odometry')
+        _check_reason_counted(before, after, 'odometry')
+        self._warned(self.fusion_log, mark, REJECT_LOG['odometry'])
         return 'reject'
 
     def feed_decision(self, msg: Any) -> str:
@@ -211,6 +218,18 @@ def odometry_messages(draw: st.DrawFn) -> Any:
     msg.header.stamp.nanosec = draw(st.integers(0, 999_999_999))
     msg.twist.twist.linear.x = draw(st.floats(allow_nan=True, allow_infinity=True))
     return msg
+
+
+def _check_reason_counted(before: dict, after: dict, kind: str) -> None:
+    """The node's per-reason reject counters ('kind:reason', when it keeps them) grew by one."""
+    if 'rejects' not in after:
+        return
+    grew = {k: n - before.get('rejects', {}).get(k, 0) for k, n in after['rejects'].items()
+            if k.startswith(f'{kind}:')}
+    if sorted(grew.values()) != [0] * (len(grew) - 1) + [1]:
+        raise FuzzCrashError(f'{kind} reject not counted by reason: {grew}')
+    if not any(k.split(':', 1)[1] in REASONS for k, n in grew.items() if n):
+        raise FuzzCrashError(f'{kind} reject counted under an unknown reason: {grew}')
 
 
 def _counts(node: Any) -> dict:

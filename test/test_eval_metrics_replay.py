@@ -67,3 +67,41 @@ def test_compare_checkpoint_agreement_without_truth():
     frames['compare_action'][:] = [C, F, F, S]
     m = compute_metrics(frames, 1.0)
     assert 'ground_truth' not in m and m['compare']['agreement'] == pytest.approx(0.75)
+
+
+def test_robustness_and_model_vs_final_count_by_reason():
+    from mm_fusion_ros.decision import DecisionSource
+    from mm_fusion_ros.evaluation.metrics import REJECT_REASONS, reason_mask
+
+    frames = empty_frames(6)
+    frames['model_action'][:] = [C, C, -1, S, C, F]
+    frames['action'][:] = [C, S, S, EB, -1, F]
+    frames['source'][:] = [0, 0, 2, 1, -1, 2]
+    frames['degraded'][:] = [0, 0, 1, 1, -1, 1]
+    frames['reason'][:] = [0, 0, reason_mask('camera frame rejected: x'),
+                           reason_mask('no odometry (ego speed unknown)'), -1,
+                           reason_mask('radar stale (0.3 s); no odometry (ego speed unknown)')]
+    frames['reject'][2] = REJECT_REASONS.index('corrupt_compressed')
+    m = compute_metrics(frames, 1.0)
+    rb = m['robustness']
+    assert rb['rejected_frames'] == 1 and rb['rejected_by_reason'] == {'corrupt_compressed': 1}
+    assert rb['fallback_frames'] == 2 and rb['frames_without_decision'] == 1
+    assert rb['fallback_by_reason'] == {'camera frame rejected': 1, 'radar stale': 1,
+                                        'no odometry (ego speed unknown)': 1}
+    assert rb['degraded_frames'] == 3
+    assert rb['degraded_by_reason']['no odometry (ego speed unknown)'] == 2
+    mvf = m['model_vs_final']
+    assert (mvf['frames'], mvf['same'], mvf['different']) == (4, 2, 2)
+    assert {(d['why'], d['model_to_final']) for d in mvf['differences']} == {
+        ('held by the safety layer (min_dwell)', 'cruise -> stop'),
+        ('safety override (radar time-to-collision)', 'stop -> emergency_brake')}
+    assert int(DecisionSource.FALLBACK) == 2
+
+
+def test_online_frames_report_degraded_as_not_recorded():
+    frames = empty_frames(3)  # online: degraded / reason / reject stay -1
+    frames['action'][:] = [C, C, S]
+    frames['source'][:] = [0, 0, 2]
+    rb = compute_metrics(frames, 1.0)['robustness']
+    assert rb['degraded_recorded'] is False and rb['degraded_frames'] is None
+    assert rb['fallback_frames'] == 1 and rb['fallback_by_reason'] == {}

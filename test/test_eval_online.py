@@ -45,14 +45,14 @@ def test_attach_plays_into_a_running_graph(tmp_path):
     """`mm-fusion eval --mode online --attach` (what launch/replay.launch.py runs)."""
     import threading
 
-    from mm_fusion_ros.ros.bag_player import graph_overrides
+    from mm_fusion_ros.ros.bag_player import graph_settings
     from mm_fusion_ros.ros.runner import running_graph
 
     ckpt = random_checkpoint(tmp_path / 'random.pt')
     bag = str(sim_bag(tmp_path / 'bag', CONFIGS[0]))
     topics = load_bag_topics('sim')
-    overrides = graph_overrides(topics, ckpt)
-    with running_graph('fusion', overrides=overrides, use_sim_time=True) as (executor, _):
+    settings = graph_settings(topics, ckpt)
+    with running_graph('fusion', settings=settings, use_sim_time=True) as (executor, _):
         stop = threading.Event()
 
         def spin():

@@ -1,4 +1,10 @@
-"""Decision-classification metrics shared by training validation, ablation and bag evaluation."""
+"""Decision-classification metrics shared by training validation, ablation and bag evaluation.
+
+Also the per-frame codes a bag evaluation records for why a decision was degraded or a camera
+frame rejected: `reason_mask` packs a decision's `degraded_reason` into bits of
+`DEGRADED_REASONS`, `reject_code` a decode error's reason into an index of `REJECT_REASONS`.
+Both tables are fixed, so codes from different bags, processes or Ray tasks merge as they are.
+"""
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -6,6 +12,56 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mm_fusion_ros.actions import ACTION_LABELS
+from mm_fusion_ros.sensors.errors import REASONS
+
+# Degraded-reason table: bit i of a frame's reason mask = DEGRADED_REASONS[i]. The prefixes of
+# the reasons the nodes write (FusionPipeline.degraded_reason / fallback, SafetyLayer).
+DEGRADED_REASONS: tuple[str, ...] = (
+    'camera frame rejected',               # fusion_node's fallback STOP for an undecodable frame
+    'no radar history',
+    'no radar frame at the camera stamp',
+    'no odometry (ego speed unknown)',
+    'no radar received',                   # decision_node's watchdog
+    'radar stale',
+    'no fusion output received',
+    'fusion output stale',
+    'other',
+)
+_OTHER_BIT = 1 << DEGRADED_REASONS.index('other')
+# Decode-reject table: a rejected frame's code is the index of its SensorDecodeError.reason.
+REJECT_REASONS: tuple[str, ...] = tuple(REASONS)
+
+
+def reason_mask(text: str) -> int:
+    """Bits of `DEGRADED_REASONS` for a '; '-joined degraded reason (0 for '')."""
+    if not text:
+        return 0
+    if text.startswith(DEGRADED_REASONS[0]):  # one reason: the decoder's message may hold '; '
+        return 1
+    mask = 0
+    for part in text.split('; '):
+        bit = next((1 << i for i, r in enumerate(DEGRADED_REASONS[:-1]) if part.startswith(r)),
+                   _OTHER_BIT)
+        mask |= bit
+    return mask
+
+
+def reason_labels(mask: int) -> list[str]:
+    """The reasons set in a mask, in table order."""
+    return [r for i, r in enumerate(DEGRADED_REASONS) if mask >= 0 and mask >> i & 1]
+
+
+def reject_code(reason: str) -> int:
+    """Index of a decode error's reason in `REJECT_REASONS`."""
+    return REJECT_REASONS.index(reason if reason in REJECT_REASONS else 'bad_message')
+
+
+def count_reasons(masks: np.ndarray) -> dict[str, int]:
+    """Frames per degraded reason (a frame with two reasons counts for each)."""
+    masks = np.asarray(masks, np.int64)
+    masks = masks[masks > 0]
+    return {r: int(np.count_nonzero(masks >> i & 1)) for i, r in enumerate(DEGRADED_REASONS)
+            if np.any(masks >> i & 1)}
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -23,7 +23,6 @@ import time
 from typing import Any, NamedTuple
 
 import numpy as np
-import yaml
 
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.bags.delivery import delivery_order
@@ -32,15 +31,18 @@ from mm_fusion_ros.bags.reader import (
     BagTopics,
     open_bag,
 )
-from mm_fusion_ros.decision import Decision
-from mm_fusion_ros.paths import config_dir
+from mm_fusion_ros.decision import Decision, DecisionSource
+from mm_fusion_ros.evaluation.metrics import reason_mask, reject_code
+from mm_fusion_ros.graph import node_overrides
+from mm_fusion_ros.params.nodes import DecisionNodeParams, FusionNodeParams
+from mm_fusion_ros.params.spec import load_params
+from mm_fusion_ros.paths import resolve_params_file
 from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
 from mm_fusion_ros.safety import DecisionLogic, SafetyConfig
-from mm_fusion_ros.sensors.image import ImageDecodeError, image_to_rgb
-from mm_fusion_ros.sensors.odometry import OdometryError, forward_speed
-from mm_fusion_ros.sensors.pointcloud import PointCloudDecodeError
-from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig
-from mm_fusion_ros.sensors.radar_presets import RadarPresetError, load_preset
+from mm_fusion_ros.sensors.errors import SensorDecodeError
+from mm_fusion_ros.sensors.image import image_to_rgb
+from mm_fusion_ros.sensors.odometry import forward_speed
+from mm_fusion_ros.sensors.radar_presets import load_preset
 
 NS = 1_000_000_000
 NO_ACTION = -1  # frame without a decision (online: none recorded) or without ground truth
@@ -53,7 +55,15 @@ FRAME_FIELDS: dict[str, Any] = {
     'accel': np.float32,         # [m/s^2] final target acceleration (nan = none)
     'source': np.int64,          # DecisionSource of the final decision (-1 = none)
     'model_action': np.int64,    # raw model argmax (-1 = fallback / unknown)
-    'latency_s': np.float64,     # [s] offline: model time per frame; online: receive - publish
+    # [s] offline: this frame's own compute (camera decode, its radar frame's conversion and
+    # cleanup, history/sync, safety layer; each timed per frame) plus its share of the batched
+    # model call; online: wall time from publishing the camera frame to the final decision.
+    'latency_s': np.float64,
+    'degraded': np.int8,         # final decision degraded: 1 / 0; -1 = none or not recorded
+    'reason': np.int32,          # bits of metrics.DEGRADED_REASONS of the final decision's
+    # degraded_reason (0 = not degraded; -1 = not recorded: online mode)
+    'reject': np.int8,           # camera frame rejected by the decoder: index of its reason in
+    # metrics.REJECT_REASONS (-1 = decoded, or not recorded: online mode)
     'truth_action': np.int64,    # ground-truth decision at the camera stamp (-1 = none)
     'truth_accel': np.float32,   # [m/s^2] (nan = none)
     'compare_action': np.int64,  # final decision with --compare-checkpoint (-1 = none)
@@ -79,44 +89,47 @@ class ReplayConfig:
             raise ValueError('radar_lead must be >= 0 and reorder_window > 0')
 
 
-@dataclass
+@dataclass(frozen=True)
 class NodeConfigs:
-    """The fusion and decision nodes' configuration as their parameter files set it."""
+    """The fusion and decision nodes' parameters, and the core configs they build."""
 
-    pipeline: PipelineConfig
-    safety: SafetyConfig
-    camera_transport: str = 'raw'
-    radar_wait: float = 0.03  # [s] fusion_node's wait for a radar frame (wall time, online)
+    fusion: FusionNodeParams
+    decision: DecisionNodeParams
+
+    @property
+    def pipeline(self) -> PipelineConfig:
+        return self.fusion.pipeline_config()
+
+    @property
+    def safety(self) -> SafetyConfig:
+        return self.decision.safety_config()
+
+    @property
+    def camera_transport(self) -> str:
+        return self.fusion.camera_transport
+
+    @property
+    def radar_wait(self) -> float:
+        return self.fusion.radar_wait  # [s] wall time online
 
 
-def _ros_params(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text()) or {}
-    for value in data.values():
-        if isinstance(value, dict) and 'ros__parameters' in value:
-            return dict(value['ros__parameters'])
-    return {}
+def bag_settings(topics: BagTopics) -> dict[str, Any]:
+    """Node parameters a bag layout sets (its radar preset and image kind), in both modes."""
+    return {'radar_preset': topics.radar_preset, 'camera_transport': topics.image_kind}
 
 
-def node_configs(topics: BagTopics, params_dir: Path | None = None) -> NodeConfigs:
-    """Build PipelineConfig/SafetyConfig from fusion.yaml/decision.yaml, as the nodes do.
+def node_configs(topics: BagTopics, params_file: str | Path | None = None) -> NodeConfigs:
+    """The nodes' parameters as they would declare them from `params_file` (default: shipped).
 
-    The bag layout's radar preset and image kind override the files, exactly as the online
-    mode overrides the nodes' parameters, so both modes run the same configuration.
+    The bag layout's settings (`bag_settings`) go to the nodes exactly as the online mode
+    passes them to the running graph, so both modes run the same configuration.
     """
-    params_dir = Path(params_dir) if params_dir else config_dir()
-    fusion = _ros_params(params_dir / 'fusion.yaml')
-    decision = _ros_params(params_dir / 'decision.yaml')
-    pipeline = PipelineConfig(
-        radar_preset=topics.radar_preset,
-        sync_slop=float(fusion.get('sync_slop', PipelineConfig.sync_slop)),
-        preprocess=RadarPreprocessConfig(
-            max_points=int(fusion.get('max_radar_points', RadarPreprocessConfig.max_points))),
+    file = resolve_params_file(params_file)
+    per_node = node_overrides('fusion', bag_settings(topics))
+    return NodeConfigs(
+        load_params(FusionNodeParams, 'fusion_node', [file], per_node.get('fusion_node')),
+        load_params(DecisionNodeParams, 'decision_node', [file], per_node.get('decision_node')),
     )
-    safety_fields = set(SafetyConfig.__dataclass_fields__)
-    safety = SafetyConfig(**{
-        k: type(getattr(SafetyConfig, k))(v) for k, v in decision.items() if k in safety_fields})
-    return NodeConfigs(pipeline, safety, topics.image_kind,
-                       float(fusion.get('radar_wait', NodeConfigs.radar_wait)))
 
 
 # -- decision_node over explicit time ---------------------------------------------------------
@@ -158,15 +171,22 @@ class BagResult:
     frames: dict[str, np.ndarray]
     counts: dict[str, int] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    # rejected inputs by decoder reason: {'image'|'radar'|'odometry': {reason: count}}
+    rejects: dict[str, dict[str, int]] = field(default_factory=dict)
+    # a few camera frames with their radar points (replay_report.Thumbnail), for the report
+    thumbnails: list[Any] = field(default_factory=list)
 
     @property
     def num_frames(self) -> int:
         return int(len(self.frames['stamp_ns']))
 
     def summary(self) -> dict[str, Any]:
+        """What the report shows per bag; 'thumbnails' become PNGs, not metrics.json entries."""
         return {'path': self.path, 'topics': self.topics, 'mode': self.mode,
                 'frames': self.num_frames, 'duration_s': self.duration_s,
-                'counts': dict(self.counts), 'info': dict(self.info)}
+                'counts': dict(self.counts), 'info': dict(self.info),
+                'rejects': {k: dict(v) for k, v in self.rejects.items()},
+                'thumbnails': list(self.thumbnails)}
 
 
 def empty_frames(n: int = 0) -> dict[str, np.ndarray]:
@@ -196,7 +216,9 @@ def merge_results(results: Sequence[BagResult]) -> tuple[dict[str, np.ndarray], 
         parts.append(frames)
     if not parts:
         return empty_frames(), 0.0
-    merged = {k: np.concatenate([p[k] for p in parts]).astype(dt)
+    # A field a result lacks (one built by older code) keeps its 'none' value.
+    merged = {k: np.concatenate([p[k] if k in p else empty_frames(len(p['stamp_ns']))[k]
+                                 for p in parts]).astype(dt)
               for k, dt in FRAME_FIELDS.items()}
     return merged, float(sum(r.duration_s for r in results))
 
@@ -249,24 +271,38 @@ def evaluate_bag_offline(
     """
     cfg = config or ReplayConfig()
     configs = configs or node_configs(topics)
+    from mm_fusion_ros.evaluation.replay_report import ThumbnailSampler  # it imports replay
+
     models = [_Model(predictor, configs)] + ([_Model(compare, configs)] if compare else [])
     to_canonical = load_preset(configs.pipeline.radar_preset).converter()
+    slop_ns = round(configs.pipeline.sync_slop * NS)
     counts = {'camera_frames': 0, 'radar_frames': 0, 'radar_rejected': 0,
-              'image_rejected': 0, 'odometry_rejected': 0, 'degraded': 0}
+              'image_rejected': 0, 'odometry_rejected': 0, 'degraded': 0, 'fallback': 0}
+    rejects: dict[str, dict[str, int]] = {'image': {}, 'radar': {}, 'odometry': {}}
     truth: dict[int, tuple[int, float]] = {}
     rows: list[dict[str, Any]] = []
-    tape: list[tuple] = []  # ('radar', clock, canonical|None) | ('camera', clock, stamp, slot)
+    # ('radar', clock, canonical|None)
+    # | ('camera', clock, stamp, slot | fallback Decision, work_s [s], reject code | -1)
+    tape: list[tuple] = []
     rgbs: list[np.ndarray] = []
+    thumbs = ThumbnailSampler()
+    radar_s = 0.0  # [s] radar work since the last camera frame (its paired frame's share)
+    last_radar: tuple[int, np.ndarray] | None = None  # newest cleaned radar frame, for thumbnails
+
+    def reject(kind: str, exc: SensorDecodeError) -> None:
+        counts[f'{kind}_rejected'] += 1
+        by_reason = rejects[kind]
+        by_reason[exc.reason] = by_reason.get(exc.reason, 0) + 1
 
     def flush() -> None:
         n = len(rgbs)
-        preds, per_frame = [], 0.0
+        preds, model_share = [], 0.0
         for k, m in enumerate(models):
             if n:
                 p = m.predictor.predict_batch(rgbs, m.seqs, cfg.modality, cfg.batch_size,
                                               m.speeds, m.previous)
                 if k == 0:
-                    per_frame = p.latency_s / n
+                    model_share = p.latency_s / n
                 preds.append(p)
             else:
                 preds.append(None)
@@ -276,24 +312,28 @@ def evaluate_bag_offline(
                 if item[0] == 'radar':
                     m.decider.on_radar(item[1], item[2])
                     continue
-                _, clock, stamp, slot = item
+                _, clock, stamp, slot, work_s, rejected = item
+                start = time.perf_counter()
                 if isinstance(slot, Decision):  # the node's fallback for an unusable frame
-                    decision, raw = slot, NO_ACTION
+                    decision, raw, share = slot, NO_ACTION, 0.0  # no model call
                 else:
                     p = preds[k]
                     decision = _decision(stamp, p, slot, m.reasons[slot])
-                    raw = int(p.actions[slot])
+                    raw, share = int(p.actions[slot]), model_share
                 final = m.decider.on_decision(clock, decision)
+                safety_s = time.perf_counter() - start
                 row = chunk_rows.setdefault(stamp, {'stamp_ns': stamp})
+                if k == 0:
+                    row.update(model_action=raw, reject=rejected)
                 if final is None:  # rejected by decision_node: nothing published
-                    if k == 0:
-                        row['model_action'] = raw
                     continue
                 if k == 0:
                     row.update(action=int(final.action), accel=final.target_acceleration,
-                               source=int(final.source), model_action=raw,
-                               latency_s=per_frame if raw != NO_ACTION else 0.0)
+                               source=int(final.source), degraded=int(final.degraded),
+                               reason=reason_mask(final.degraded_reason),
+                               latency_s=work_s + safety_s + share)
                     counts['degraded'] += int(final.degraded)
+                    counts['fallback'] += final.source == DecisionSource.FALLBACK
                 else:
                     row.update(compare_action=int(final.action),
                                compare_accel=final.target_acceleration)
@@ -314,43 +354,56 @@ def evaluate_bag_offline(
             elif ev.kind == 'odometry':
                 try:
                     speed = forward_speed(ev.msg)
-                except OdometryError:
-                    counts['odometry_rejected'] += 1  # fusion_node skips it
+                except SensorDecodeError as exc:
+                    reject('odometry', exc)  # fusion_node skips it
                     continue
                 for m in models:
                     m.pipeline.add_odometry(ev.stamp_ns, speed)
             elif ev.kind == 'radar':
                 counts['radar_frames'] += 1
+                start = time.perf_counter()
                 try:
                     points = models[0].pipeline.radar_points(ev.msg)
-                except (ValueError, RadarPresetError):
-                    counts['radar_rejected'] += 1  # fusion_node skips the cloud
+                except SensorDecodeError as exc:
+                    reject('radar', exc)  # fusion_node skips the cloud
                 else:
                     for m in models:
                         m.pipeline.add_radar(ev.stamp_ns, points)
+                    last_radar = (ev.stamp_ns, points)
                 try:
                     canonical = to_canonical(ev.msg)
-                except (PointCloudDecodeError, ValueError):
-                    canonical = None  # decision_node skips it too
+                except SensorDecodeError:
+                    canonical = None  # decision_node skips it too (counted once, above)
+                radar_s += time.perf_counter() - start
                 tape.append(('radar', ev.clock_ns, canonical))
             elif ev.kind == 'camera':
                 counts['camera_frames'] += 1
+                start = time.perf_counter()
                 try:
                     rgb = image_to_rgb(ev.msg)
-                except ImageDecodeError as exc:
-                    counts['image_rejected'] += 1
+                except SensorDecodeError as exc:
+                    reject('image', exc)
                     fallback = models[0].pipeline.fallback(
                         ev.stamp_ns, f'camera frame rejected: {exc}')
-                    tape.append(('camera', ev.clock_ns, ev.stamp_ns, fallback))
+                    work_s = radar_s + time.perf_counter() - start
+                    tape.append(('camera', ev.clock_ns, ev.stamp_ns, fallback, work_s,
+                                 reject_code(exc.reason)))
+                    radar_s = 0.0
                     continue
-                for m in models:
+                for k, m in enumerate(models):
                     m.previous.append(m.pipeline.add_camera(ev.stamp_ns, rgb))
                     seq = m.pipeline.sequence(ev.stamp_ns)
                     speed = m.pipeline.speed_at(ev.stamp_ns)
                     m.seqs.append(seq)
                     m.speeds.append(speed)
                     m.reasons.append(m.pipeline.degraded_reason(seq, speed))
-                tape.append(('camera', ev.clock_ns, ev.stamp_ns, len(rgbs)))
+                    if k == 0:  # the compare model's work is not this frame's latency
+                        work_s = radar_s + time.perf_counter() - start
+                tape.append(('camera', ev.clock_ns, ev.stamp_ns, len(rgbs), work_s, -1))
+                radar_s = 0.0
+                if thumbs.due(ev.stamp_ns):
+                    near = last_radar is not None and abs(last_radar[0] - ev.stamp_ns) <= slop_ns
+                    thumbs.add(ev.stamp_ns, rgb, last_radar[1] if near else None)
                 rgbs.append(rgb)
                 if len(rgbs) >= cfg.batch_size:
                     flush()
@@ -358,7 +411,8 @@ def evaluate_bag_offline(
         counts['rejected_messages'] = bag.stats.rejected_count
     frames = frames_from_rows(rows, truth, bag_index)
     return BagResult(str(path), topics.name, 'offline', camera_duration_s(frames['stamp_ns']),
-                     frames, counts, info)
+                     frames, counts, info, {k: v for k, v in rejects.items() if v},
+                     thumbs.thumbnails)
 
 
 def _decision(stamp_ns: int, batch: Any, i: int, reason: str) -> Decision:
@@ -380,9 +434,13 @@ class _RowPrediction(NamedTuple):
 
 # -- one bag, self-contained (serial loop and Ray tasks) --------------------------------------
 _PREDICTORS: dict[tuple[str, int, str], Any] = {}
+# Batched offline inference: 2 threads beat 1 on a 2-core machine (the live node's num_threads
+# is 1 because its executor and DDS threads share the cores). `--num-threads` overrides it.
+OFFLINE_THREADS = 2
 
 
-def load_predictor(checkpoint: str, num_threads: int = 2, backend: str = 'auto') -> Any:
+def load_predictor(checkpoint: str, num_threads: int = OFFLINE_THREADS,
+                   backend: str = 'auto') -> Any:
     """A CPU predictor, cached per process (Ray workers evaluate many bags with one load)."""
     key = (str(checkpoint), num_threads, backend)
     if key not in _PREDICTORS:
@@ -404,7 +462,7 @@ class OfflineJob:
     checkpoint: str
     compare_checkpoint: str | None = None
     replay: ReplayConfig = field(default_factory=ReplayConfig)
-    num_threads: int = 2
+    num_threads: int = OFFLINE_THREADS
     bag_index: int = 0
 
 
@@ -421,8 +479,9 @@ def run_offline_job(job: OfflineJob) -> BagResult:
 
 
 __all__ = [
-    'FRAME_FIELDS', 'NO_ACTION', 'BagResult', 'DecisionNodeLogic', 'NodeConfigs', 'OfflineJob',
-    'ReplayConfig', 'camera_duration_s', 'empty_frames', 'evaluate_bag_offline',
+    'FRAME_FIELDS', 'NO_ACTION', 'OFFLINE_THREADS', 'BagResult', 'DecisionNodeLogic',
+    'NodeConfigs', 'OfflineJob', 'ReplayConfig', 'bag_settings', 'camera_duration_s',
+    'empty_frames', 'evaluate_bag_offline',
     'frames_from_rows', 'load_predictor', 'merge_results', 'node_configs',
     'run_offline_job', 'truth_of',
 ]
