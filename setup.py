@@ -13,6 +13,8 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        # Node parameters, radar and bag presets, the DDS profile; training recipes
+        # (config/training, config/experiments) stay in the source tree.
         ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.xml')),
         ('share/' + package_name + '/config/radar_presets', glob('config/radar_presets/*.yaml')),
         ('share/' + package_name + '/config/bag_topics', glob('config/bag_topics/*.yaml')),
@@ -34,6 +36,8 @@ setup(
         'open3d': ['open3d-cpu>=0.18'],
         'onnx': ['onnx>=1.15', 'onnxruntime>=1.17'],
         'ray': ['ray>=2.9'],
+        # Live view (`mm-fusion up/demo --view`): the Rerun SDK, its server and web viewer.
+        'view': ['rerun-sdk>=0.41,<0.42'],
     },
     zip_safe=True,
     maintainer='mm_fusion_ros developers',
