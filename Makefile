@@ -60,24 +60,24 @@ bench: $(STAMP)
 # the latest model drives new training-side scenarios, the expert labels the states it reaches,
 # training continues on all caches so far (stages 2-4; stage 4 adds photometric augmentation);
 # stages 1-4 ran on the first scenario mix (--mix-pairing first); stage 5 adds 648 episodes of
-# the corrected mix (config/train_mix2.yaml); its best
+# the corrected mix (config/training/train_mix2.yaml); its best
 # epoch goes into the package. About 3 h 50 min on 2 idle CPU cores (3 min data, 40 min
 # stage 1, 7 + 35 min round 1, 11 + 38 min round 2, 9 + 50 min round 3, 4 + 29 min stage 5).
 checkpoint: $(STAMP)
 	$(VENV)/bin/mm-fusion dataset --out data/cache --splits train,val --mix-pairing first
-	$(VENV)/bin/mm-fusion train --config config/train.yaml
+	$(VENV)/bin/mm-fusion train --config config/training/train.yaml
 	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion/best.pt --out data/cache/dagger \
 		--mix-pairing first
-	$(VENV)/bin/mm-fusion train --config config/train_dagger.yaml
+	$(VENV)/bin/mm-fusion train --config config/training/train_dagger.yaml
 	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion_dagger/best.pt \
 		--out data/cache/dagger2 --seed 200324 --mix-pairing first
-	$(VENV)/bin/mm-fusion train --config config/train_dagger2.yaml
+	$(VENV)/bin/mm-fusion train --config config/training/train_dagger2.yaml
 	$(VENV)/bin/mm-fusion dagger --checkpoint runs/fusion_dagger2/best.pt \
 		--out data/cache/dagger3 --seed 200648 --mix-pairing first
-	$(VENV)/bin/mm-fusion train --config config/train_dagger3.yaml
+	$(VENV)/bin/mm-fusion train --config config/training/train_dagger3.yaml
 	$(VENV)/bin/mm-fusion dataset --out data/cache_mix2 --train-seed 300000 \
 		--train-episodes 648 --splits train,val
-	$(VENV)/bin/mm-fusion train --config config/train_mix2.yaml
+	$(VENV)/bin/mm-fusion train --config config/training/train_mix2.yaml
 	cp runs/fusion_mix2/best.pt mm_fusion_ros/checkpoints/fusion_default.pt
 
 # The distro path, tried with colcon from PyPI against the wheels' prefix.

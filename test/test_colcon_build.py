@@ -32,6 +32,12 @@ def test_colcon_builds_both_packages(tmp_path):
     assert 'mm-fusion' in scripts
     share = install / 'mm_fusion_ros/share/mm_fusion_ros'
     assert (share / 'package.xml').is_file()
+    # share/ holds what the installed package reads (launch files, node parameters, radar
+    # and bag presets, the DDS profile), not the training recipes of the source tree.
+    installed = {str(p.relative_to(share)) for p in share.rglob('*') if p.is_file()}
+    assert {'config/params.yaml', 'config/radar_presets/nuscenes.yaml',
+            'config/bag_topics/carla.yaml', 'launch/sim.launch.py'} <= installed
+    assert not [p for p in installed if 'train' in p or 'experiments' in p], installed
     assert (
         install / 'mm_fusion_ros/share/ament_index/resource_index/packages/mm_fusion_ros'
     ).is_file()
