@@ -1,11 +1,13 @@
 """Per-frame cost of the radar tracker and of the safety layer's radar step that runs it.
 
-Run: python bench/tracker.py [--frames N] [--clutter N] [--targets N] [--seed S]
+Run: python bench/tracker.py [--frames N] [--clutter N] [--targets N] [--seed S] [--sim N]
 A synthetic 20 Hz stream in the vehicle frame: `--clutter` returns per frame at random places
 in the 60-degree field of view (70 % static, 30 % moving, as the simulator's clutter), 16
 guardrail returns, and `--targets` cars ahead at constant velocity, 3-4 returns each over the
 rear face. Prints p50 / p99 per frame of `RadarTracker.update` and of `SafetyLayer.on_radar`
 (tracker + time to collision of the confirmed tracks), and the tracks alive and confirmed.
+`--sim N`: the radar frames of N held-out simulator episodes instead (`scenario_mix` from seed
+900000, expert-driven, preprocessed as the pipeline does; every condition, clutter included).
 Figures on a shared machine are noisy.
 """
 
@@ -55,11 +57,36 @@ def frames(n: int, clutter: int, targets: int, seed: int) -> list[np.ndarray]:
     return out
 
 
-def timed(step, stream: list[np.ndarray], warmup: int) -> np.ndarray:
+def sim_frames(episodes: int, seed: int = 900_000) -> list[tuple[int, np.ndarray]]:
+    """(stamp [ns], canonical points) of the radar frames of held-out episodes, in order.
+
+    Stamps run on across episodes (a gap of 2 s between them restarts the tracks, as a new
+    drive does).
+    """
+    from mm_fusion_ros.pipeline import PipelineConfig
+    from mm_fusion_ros.sensors.radar_preprocess import preprocess_radar
+    from mm_fusion_ros.sim.scenarios import scenario_mix
+    from mm_fusion_ros.sim.simulator import SimOptions, Simulator
+
+    preprocess = PipelineConfig().preprocess
+    out, offset = [], 0
+    for config in scenario_mix(episodes, seed=seed):
+        sim = Simulator(config, SimOptions(render_camera=False, render_radar=True))
+        frame = sim.reset()
+        while not frame.done:
+            if frame.radar is not None:
+                out.append((offset + round(frame.radar_stamp * NS),
+                            preprocess_radar(frame.radar[:, :5], preprocess)))
+            frame = sim.step(frame.label)
+        offset = out[-1][0] + 2 * NS if out else offset
+    return out
+
+
+def timed(step, stream: list[tuple[int, np.ndarray]], warmup: int) -> np.ndarray:
     times = []
-    for k, points in enumerate(stream):
+    for k, (stamp_ns, points) in enumerate(stream):
         t0 = time.perf_counter()
-        step(round(k * DT * NS), points)
+        step(stamp_ns, points)
         if k >= warmup:
             times.append(time.perf_counter() - t0)
     return np.array(times) * 1e3
@@ -71,8 +98,17 @@ def main() -> None:
     parser.add_argument('--clutter', type=int, default=45)
     parser.add_argument('--targets', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--sim', type=int, default=0, metavar='EPISODES',
+                        help='radar frames of this many held-out simulator episodes instead')
     args = parser.parse_args()
-    stream = frames(args.frames, args.clutter, args.targets, args.seed)
+    if args.sim:
+        stream = sim_frames(args.sim)
+        scene = f'{len(stream)} radar frames of {args.sim} held-out simulator episodes'
+    else:
+        stream = [(round(k * DT * NS), p) for k, p in
+                  enumerate(frames(args.frames, args.clutter, args.targets, args.seed))]
+        scene = (f'{args.frames} frames ({args.clutter} clutter, 16 guardrail, {args.targets} '
+                 'targets)')
     warmup = 40
     tracker = RadarTracker(SafetyConfig().tracker_config())
     alive, confirmed = [], []
@@ -84,10 +120,9 @@ def main() -> None:
     t_tracker = timed(track, stream, warmup)
     layer = SafetyLayer()
     t_layer = timed(layer.on_radar, stream, warmup)
-    points = np.mean([len(p) for p in stream])
-    print(f'{args.frames} frames, {points:.0f} returns each ({args.clutter} clutter, 16 '
-          f'guardrail, {args.targets} targets); tracks alive {np.mean(alive):.0f}, confirmed '
-          f'{np.mean(confirmed):.1f} on average')
+    points = np.mean([len(p) for _, p in stream])
+    print(f'{scene}, {points:.0f} returns each on average; tracks alive {np.mean(alive):.0f}, '
+          f'confirmed {np.mean(confirmed):.1f} on average')
     for label, t in (('RadarTracker.update', t_tracker), ('SafetyLayer.on_radar', t_layer)):
         print(f'  {label:<22} p50 {np.percentile(t, 50):.3f} ms  p99 {np.percentile(t, 99):.3f}'
               f' ms  max {t.max():.3f} ms')

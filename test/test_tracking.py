@@ -195,3 +195,49 @@ def test_track_ttc_is_inf_outside_the_corridor_or_receding():
             _returns(15.0, 0.0, 3.0, 0.0, rng)]))  # ahead, pulling away
     assert len(tracks) == 2
     assert all(math.isinf(track_time_to_collision(t, CORRIDOR)) for t in tracks)
+
+
+def _reference_association(tracker, det):
+    """What `_associate` computes, the slow way: S and the distance of every pair, greedy."""
+    from mm_fusion_ros.tracking.tracker import _measure
+
+    zp, h = _measure(tracker._s)
+    s = h @ tracker._p @ h.transpose(0, 2, 1) + tracker._noise()
+    z = np.concatenate([det.position, det.doppler[:, None]], axis=1)
+    nu = z[None, :, :] - zp[:, None, :]  # (T, D, 3)
+    d2 = np.einsum('tdi,tij,tdj->td', nu, np.linalg.inv(s), nu)
+    rows, cols = np.nonzero(d2 < tracker.config.gate_chi2)
+    assigned = np.full(len(tracker), -1)
+    taken = set()
+    for k in np.lexsort((d2[rows, cols], ~tracker._confirmed[rows])):
+        t, d = rows[k], cols[k]
+        if assigned[t] < 0 and d not in taken:
+            assigned[t] = d
+            taken.add(d)
+    return assigned
+
+
+def test_gated_association_pairs_as_the_full_distance_matrix_does():
+    """The position box (no matrix products) only skips pairs outside the chi-square gate."""
+    rng = np.random.default_rng(7)
+    tracker = RadarTracker()
+    checked = paired = 0
+    for k in range(120):
+        x = 40.0 - 8.0 * k * DT
+        frame = np.concatenate([_returns(x, 0.0, -8.0, 0.0, rng),
+                                _returns(25.0, 3.5, -2.0, -0.3, rng), _clutter(rng)])
+        if len(tracker):
+            cfg = tracker.config
+            det = cluster_returns(valid_returns(frame, cfg.min_range, cfg.max_range,
+                                                cfg.max_height),
+                                  cfg.cluster_dx, cfg.cluster_dy, cfg.cluster_dv)
+            probe = RadarTracker(cfg)  # a copy of the tracker, predicted to this frame
+            probe.__dict__.update({n: v.copy() if isinstance(v, np.ndarray) else v
+                                   for n, v in tracker.__dict__.items()})
+            probe._predict(DT)
+            expected = _reference_association(probe, det)
+            np.testing.assert_array_equal(probe._associate(det), expected)
+            checked += 1
+            paired += int((expected >= 0).sum())
+        tracker.update(_stamp(k), frame)
+    assert checked == 119 and paired > 2 * checked  # both cars (and some clutter) paired

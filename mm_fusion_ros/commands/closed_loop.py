@@ -5,6 +5,11 @@ the same episodes: collisions, red-light violations, min-TTC distribution, progr
 With all three model drivers it also prints the on-policy ablation: each driver's model
 decisions scored against the expert's labels on the states its own driving reached (macro-F1
 per condition, `evaluation.ablation.on_policy_ablation`).
+
+Rates come with exact 95 % intervals (Clopper-Pearson): collisions and red-light violations
+per episode, phantom emergency brakes and stops per frame (`closed_loop.driver_rates`).
+`--ray [ADDRESS]` fans the episodes out over Ray actors (a local Ray on loopback, or the
+cluster at ADDRESS), each loading the model once; the rows are those of the serial loop.
 """
 
 import argparse
@@ -21,13 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='comma list of fused, camera, radar, expert',
     )
     parser.add_argument('--json', default=None, help='write per-episode rows and summaries')
-    parser.add_argument('--num-threads', type=int, default=2)
+    parser.add_argument('--num-threads', type=int, default=None,
+                        help='CPU inference threads per process (default: 2; 1 with --ray)')
+    parser.add_argument(
+        '--ray', nargs='?', const='local', default=None, metavar='ADDRESS',
+        help='run the episodes as Ray tasks: a local Ray on loopback, or join ADDRESS')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='Ray actors (and CPUs of a local Ray); default: every CPU')
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     import json
     import math
+    import os
 
     from tqdm import tqdm
 
@@ -39,18 +51,19 @@ def run(args: argparse.Namespace) -> int:
         on_policy_ablation,
     )
     from mm_fusion_ros.evaluation.closed_loop import (
-        ModelPolicy,
-        drive,
+        EpisodeRunner,
+        decision_report,
+        driver_rates,
+        model_macro_f1,
         outcomes_to_rows,
+        rate_text,
+        run_episodes_ray,
         summarize,
     )
     from mm_fusion_ros.evaluation.replay import node_configs
-    from mm_fusion_ros.model.predictor import FusionPredictor
     from mm_fusion_ros.paths import resolve_checkpoint
     from mm_fusion_ros.report import table
-    from mm_fusion_ros.sim.camera import CameraConfig, CameraModel
     from mm_fusion_ros.sim.scenarios import scenario_mix
-    from mm_fusion_ros.sim.simulator import expert_policy
 
     drivers = [d.strip() for d in args.drivers.split(',') if d.strip()]
     known = (*MODALITIES, 'expert')
@@ -58,48 +71,96 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f'--drivers {args.drivers!r}: give a comma list of {known}')
     if args.episodes < 1 or not args.duration > 0:
         raise UserInputError('--episodes must be >= 1 and --duration > 0')
+    if args.workers is not None and (args.workers < 1 or args.ray is None):
+        raise UserInputError('--workers N (N >= 1) goes with --ray')
     if args.json:
         check_output_file(args.json, '--json')
+    if args.ray is not None:
+        try:
+            import ray
+        except ImportError:
+            raise UserInputError("--ray needs Ray (pip install 'mm_fusion_ros[ray]' or pip "
+                                 'install ray)') from None
     configs = scenario_mix(args.episodes, seed=args.seed, duration=args.duration)
-    predictor = None
-    if any(d != 'expert' for d in drivers):
-        predictor = FusionPredictor.from_checkpoint(
-            resolve_checkpoint(args.checkpoint), device='cpu', num_threads=args.num_threads
-        )
-        predictor.warmup(('fused', 'camera', 'radar'))
-    # The camera the model was trained on (twice its view with a fovea).
-    camera = CameraModel(CameraConfig() if predictor is None
-                         else CameraConfig.for_view(predictor.config))
     nodes = node_configs(load_bag_topics('sim'))  # fusion.yaml / decision.yaml, as the nodes
-    results, summaries = {}, []
-    for driver in drivers:
-        outcomes = []
-        for config in tqdm(configs, desc=driver, leave=False):
-            if driver == 'expert':
-                outcomes.append(drive(config, expert_policy, camera, render=False))
-            else:
-                outcomes.append(drive(config, ModelPolicy(predictor, driver, nodes.pipeline,
-                                                          nodes.safety), camera))
-        results[driver] = outcomes
+    with_model = any(d != 'expert' for d in drivers)
+    threads = args.num_threads or (1 if args.ray is not None else 2)
+    runner_args = {
+        'checkpoint': str(resolve_checkpoint(args.checkpoint)) if with_model else None,
+        'num_threads': threads, 'pipeline_config': nodes.pipeline,
+        'safety_config': nodes.safety, 'with_model': with_model,
+    }
+    results: dict[str, list] = {d: [] for d in drivers}
+    summaries, rates = [], {}
+
+    def finish(driver: str) -> None:  # a driver's episodes are all in: its summary row
+        outcomes = results[driver]
         s = summarize(outcomes)
-        summaries.append(
-            {
-                'driver': driver,
-                'episodes': s['episodes'],
-                'collisions': s['collisions'],
-                'red_light_violations': s['red_light_violations'],
-                'min_ttc_p5_s': s['min_ttc'].get('p5', math.inf),
-                'min_ttc_p50_s': s['min_ttc'].get('p50', math.inf),
-                'min_ttc<1s': s['min_ttc_below_1s'],
-                'progress_m': s['mean_progress_m'],
-                'rms_jerk': s['mean_rms_jerk'],
-                'agreement': s['mean_agreement'],
-            }
-        )
+        r = driver_rates(outcomes)
+        rates[driver] = r
+        row = {
+            'driver': driver,
+            'episodes': s['episodes'],
+            'collisions': s['collisions'],
+            'red_light_violations': s['red_light_violations'],
+            'min_ttc_p5_s': s['min_ttc'].get('p5', math.inf),
+            'min_ttc_p50_s': s['min_ttc'].get('p50', math.inf),
+            'min_ttc<1s': s['min_ttc_below_1s'],
+            'progress_m': s['mean_progress_m'],
+            'rms_jerk': s['mean_rms_jerk'],
+            'agreement': s['mean_agreement'],
+        }
+        if driver != 'expert':
+            row['model_macro_f1'] = model_macro_f1(outcomes)
+            row['phantom_eb_%'] = 100 * r['phantom_eb_frames']['rate']
+            row['phantom_stop_%'] = 100 * r['phantom_stop_frames']['rate']
+        summaries.append(row)
         print(table(summaries[-1:], list(summaries[-1])), flush=True)
+
+    jobs = [(d, c) for d in drivers for c in configs]
+    if args.ray is None:
+        runner = EpisodeRunner(**runner_args)
+        for driver in drivers:
+            for config in tqdm(configs, desc=driver, leave=False):
+                results[driver].append(runner.run(driver, config))
+            finish(driver)
+    else:
+        from mm_fusion_ros.evaluation.ray_local import init_ray
+
+        local = args.ray in ('', 'local')
+        workers = args.workers or (os.cpu_count() or 1)
+        init_ray(None if local else args.ray,
+                 **({'num_cpus': workers} if local else {}), log_to_driver=False)
+        try:
+            if not local and args.workers is None:
+                workers = max(1, int(ray.cluster_resources().get('CPU', 1)))
+            with tqdm(total=len(jobs), desc=f'closed loop (ray, {workers} workers)',
+                      leave=False) as bar:
+
+                def collect(i: int, outcome) -> None:
+                    driver = jobs[i][0]
+                    results[driver].append(outcome)
+                    bar.update(1)
+                    if len(results[driver]) == len(configs):
+                        bar.clear()
+                        finish(driver)
+
+                run_episodes_ray(jobs, runner_args, workers, collect)
+        finally:
+            ray.shutdown()
     print()
-    print(table(summaries, list(summaries[0])))
-    report = {'summary': summaries}
+    print(table(summaries, list(dict.fromkeys(k for row in summaries for k in row))))
+    print('\nRates, exact 95 % intervals (frame rates count correlated frames: too narrow)')
+    rate_rows = [{'driver': d, **{k: rate_text(v) for k, v in r.items()}}
+                 for d, r in rates.items()]
+    columns = list(dict.fromkeys(k for row in rate_rows for k in row))
+    print(table(rate_rows, columns))
+    decisions = {d: decision_report(results[d]) for d in drivers if d != 'expert'}
+    for r in decisions.values():  # true TTC inf (nothing in path) as null, as in the rows
+        r['first_emergency_brake_ttc_s'] = {
+            k: [t if math.isfinite(t) else None for t in v]
+            for k, v in r['first_emergency_brake_ttc_s'].items()}
+    report = {'summary': summaries, 'rates': rates, 'decision_report': decisions}
     if all(m in results for m in MODALITIES):
         ablation = on_policy_ablation({m: results[m] for m in MODALITIES})
         print('\nOn policy: each model scored against the expert on the frames it drove to')

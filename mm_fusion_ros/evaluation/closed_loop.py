@@ -14,10 +14,11 @@ import numpy as np
 
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.decision import Decision, DecisionSource
+from mm_fusion_ros.evaluation.metrics import classification_report
 from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
 from mm_fusion_ros.safety import SafetyConfig, SafetyLayer
 from mm_fusion_ros.sensors.radar_preprocess import preprocess_radar
-from mm_fusion_ros.sim.camera import CameraModel
+from mm_fusion_ros.sim.camera import CameraConfig, CameraModel
 from mm_fusion_ros.sim.metrics import EpisodeMetrics
 from mm_fusion_ros.sim.scenarios import ScenarioConfig
 from mm_fusion_ros.sim.simulator import SimFrame, SimOptions, Simulator
@@ -228,3 +229,168 @@ def decision_report(outcomes: Sequence[EpisodeOutcome]) -> dict:
         'final_differs_by_source': dict(differs.most_common()),
         'first_emergency_brake_ttc_s': first_eb,
     }
+
+
+# -- episodes in bulk: serial or as Ray actors -------------------------------------------------
+class EpisodeRunner:
+    """Drives episodes for `mm-fusion closed-loop`; one per process (the serial loop, a Ray actor).
+
+    Holds the predictor (loaded and warmed up once) and the camera the model was trained on.
+    Every episode starts from a fresh `ModelPolicy` and a simulator seeded by its scenario
+    config, so an episode's outcome does not depend on which runner drove it or after what:
+    the Ray fan-out returns what the serial loop does.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | None,
+        num_threads: int = 1,
+        pipeline_config: PipelineConfig | None = None,
+        safety_config: SafetyConfig | None = None,
+        with_model: bool = True,
+    ) -> None:
+        self.pipeline_config = pipeline_config
+        self.safety_config = safety_config
+        self.predictor = None
+        if with_model:
+            from mm_fusion_ros.model.predictor import FusionPredictor
+            from mm_fusion_ros.paths import resolve_checkpoint
+
+            self.predictor = FusionPredictor.from_checkpoint(
+                resolve_checkpoint(checkpoint), device='cpu', num_threads=num_threads)
+            self.predictor.warmup(('fused', 'camera', 'radar'))
+        # The camera the model was trained on (twice its view with a fovea).
+        self.camera = CameraModel(CameraConfig() if self.predictor is None
+                                  else CameraConfig.for_view(self.predictor.config))
+
+    def run(self, driver: str, config: ScenarioConfig) -> EpisodeOutcome:
+        """One episode: driver 'expert', or a modality of the model ('fused', ...)."""
+        if driver == 'expert':
+            from mm_fusion_ros.sim.simulator import expert_policy
+
+            return drive(config, expert_policy, self.camera, render=False)
+        if self.predictor is None:
+            raise ValueError(f'driver {driver!r} needs the model: runner built without it')
+        policy = ModelPolicy(self.predictor, driver, self.pipeline_config, self.safety_config)
+        return drive(config, policy, self.camera)
+
+
+def run_episodes_ray(
+    jobs: Sequence[tuple[str, ScenarioConfig]],
+    runner_args: dict,
+    workers: int,
+    on_result: Callable[[int, EpisodeOutcome], None] | None = None,
+) -> list[EpisodeOutcome]:
+    """(driver, config) jobs on `workers` Ray actors (`EpisodeRunner`), results in job order.
+
+    Ray must be initialised (`ray_local.init_ray`). Each actor loads the model once and takes
+    the next job when it is done with one; `on_result(index, outcome)` sees them in job order.
+    """
+    import ray
+    from ray.util import ActorPool
+
+    actor = ray.remote(num_cpus=1)(EpisodeRunner)
+    pool = ActorPool([actor.remote(**runner_args) for _ in range(max(1, workers))])
+    outcomes = []
+    for i, outcome in enumerate(pool.map(lambda a, job: a.run.remote(*job), list(jobs))):
+        outcomes.append(outcome)
+        if on_result is not None:
+            on_result(i, outcome)
+    return outcomes
+
+
+# -- rates with confidence intervals ------------------------------------------------------------
+def _binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space (no scipy)."""
+    if k >= n or p <= 0.0:
+        return 1.0
+    if k < 0 or p >= 1.0:
+        return 0.0
+    j = np.arange(1, k + 1, dtype=float)
+    log_choose = np.concatenate([[0.0], np.cumsum(np.log((n - j + 1) / j))])
+    i = np.arange(k + 1, dtype=float)
+    terms = log_choose + i * math.log(p) + (n - i) * math.log1p(-p)
+    top = terms.max()
+    return float(min(1.0, math.exp(top) * np.exp(terms - top).sum()))
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided interval of a binomial rate k / n.
+
+    For k = 0 the lower bound is 0 and the upper bound 1 - (alpha / 2)^(1 / n): 0 events in
+    1,000 trials bound the rate at 0.37 %.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= k <= n:
+        raise ValueError(f'{k} events in {n} trials')
+    tail = (1.0 - confidence) / 2.0
+
+    def solve(f) -> float:  # f decreasing in p: the p where f(p) = tail, by bisection
+        lo, hi = 0.0, 1.0
+        for _ in range(100):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if f(mid) > tail else (lo, mid)
+        return 0.5 * (lo + hi)
+
+    low = 0.0 if k == 0 else 1.0 - solve(lambda p: 1.0 - _binomial_cdf(k - 1, n, 1.0 - p))
+    high = 1.0 if k == n else solve(lambda p: _binomial_cdf(k, n, p))
+    return low, high
+
+
+def rate(events: int, trials: int, confidence: float = 0.95) -> dict:
+    """{events, trials, rate, low, high}: the rate with its exact confidence interval."""
+    low, high = clopper_pearson(events, trials, confidence)
+    return {'events': int(events), 'trials': int(trials),
+            'rate': events / trials if trials else 0.0, 'low': low, 'high': high}
+
+
+def rate_text(r: dict) -> str:
+    """'0/1000 (<= 0.37 %)' or '3/1000 = 0.30 % [0.06, 0.87]' (percent, 95 % interval)."""
+    if r['events'] == 0:
+        return f"0/{r['trials']} (<= {100 * r['high']:.2f} %)"
+    return (f"{r['events']}/{r['trials']} = {100 * r['rate']:.2f} % "
+            f"[{100 * r['low']:.2f}, {100 * r['high']:.2f}]")
+
+
+def driver_rates(outcomes: Sequence[EpisodeOutcome]) -> dict[str, dict]:
+    """Per-episode and per-frame rates of a driver, each with its 95 % exact interval.
+
+    Episode rates (collision, red-light violation, an episode with any phantom emergency
+    brake) treat episodes as independent trials, which they are. Frame rates treat frames as
+    independent too, which they are not (a phantom brake lasts several frames): their
+    interval is too narrow and reads as a lower bound on the uncertainty.
+    """
+    n = len(outcomes)
+    out = {
+        'collision_episodes': rate(sum(o.collision for o in outcomes), n),
+        'red_light_episodes': rate(sum(o.red_light_violation for o in outcomes), n),
+    }
+    scored = [o for o in outcomes if o.model_actions and o.sources]
+    if not scored:
+        return out
+    report = decision_report(scored)
+    frames = report['frames']
+    clutter = report['by_condition'].get('radar_clutter', {'frames': 0,
+                                                           'phantom_emergency_brake': 0})
+    eb = int(Action.EMERGENCY_BRAKE)
+    phantom_episodes = sum(
+        bool(np.any((np.asarray(o.actions) == eb) & (np.asarray(o.model_actions) != eb)
+                    & (np.asarray(o.expert_actions) != eb))) for o in scored)
+    out.update({
+        'phantom_eb_episodes': rate(phantom_episodes, len(scored)),
+        'phantom_eb_frames': rate(report['phantom_emergency_brake_frames'], frames),
+        'phantom_eb_clutter_frames': rate(clutter['phantom_emergency_brake'], clutter['frames']),
+        'phantom_stop_frames': rate(report['phantom_stop_frames'], frames),
+    })
+    return out
+
+
+def model_macro_f1(outcomes: Sequence[EpisodeOutcome]) -> float:
+    """On-policy macro-F1 of the model's own decisions against the expert's labels (nan: none)."""
+    scored = [o for o in outcomes if o.model_actions]
+    if not scored:
+        return math.nan
+    y_true = np.concatenate([np.asarray(o.expert_actions, np.int64) for o in scored])
+    y_pred = np.concatenate([np.asarray(o.model_actions, np.int64) for o in scored])
+    return classification_report(y_true, y_pred).macro_f1

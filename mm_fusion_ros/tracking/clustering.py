@@ -68,9 +68,8 @@ def cluster_returns(points: np.ndarray, dx: float, dy: float, dv: float) -> Dete
         return empty_detections(points.shape[1] if points.ndim == 2 else 5)
     p = points.astype(np.float64)
     x, y, vr = p[:, 0], p[:, 1], p[:, 3]
-    adjacent = ((np.abs(x[:, None] - x[None, :]) <= dx)
-                & (np.abs(y[:, None] - y[None, :]) <= dy)
-                & (np.abs(vr[:, None] - vr[None, :]) <= dv))
+    xyv = p[:, (0, 1, 3)]
+    adjacent = (np.abs(xyv[:, None, :] - xyv[None, :, :]) <= (dx, dy, dv)).all(axis=2)
     labels = np.arange(n)
     big = n  # larger than any label: where two returns are not adjacent
     while True:  # each pass lowers every label to its neighbours' smallest; ends in <= n passes
@@ -78,8 +77,9 @@ def cluster_returns(points: np.ndarray, dx: float, dy: float, dv: float) -> Dete
         if np.array_equal(new, labels):
             break
         labels = new
-    _, labels = np.unique(labels, return_inverse=True)
-    labels = labels.ravel()
+    # every label is now its component's smallest index: number the components in that order
+    roots = labels == np.arange(n)
+    labels = (np.cumsum(roots) - 1)[labels]
     count = np.bincount(labels)
     d = len(count)
 

@@ -9,7 +9,9 @@ Per radar frame (`RadarTracker.update`):
 3. gating: the squared Mahalanobis distance of each detection's (x, y, Doppler) to each
    track's predicted measurement, below `gate_chi2` (chi-square, 3 degrees of freedom). The
    Doppler is part of the measurement, h(s) = (x, y, (x vx + y vy) / r), so a return that lies
-   where a track should be but moves differently does not continue it;
+   where a track should be but moves differently does not continue it. A position box that
+   needs no matrix product comes first: in clutter ~150 tracks live (most of them tentative)
+   and only ~10 have a detection near enough to need the full distance;
 4. association: greedy global nearest neighbour (gated pairs in order of distance, confirmed
    tracks first). scipy's Hungarian solver is not a dependency here, and with the gates this
    tight the pairs rarely compete. A detection left over beside a confirmed track's own
@@ -29,7 +31,9 @@ relative to the ego (a static object closes at the ego's speed). No odometry is 
 ego's own acceleration is covered by the process noise and the Doppler of each update.
 
 Pure numpy, arrays over all tracks at once (struct of arrays), no per-track Python objects in
-the loop; `bench/tracker.py` measures the per-frame cost.
+the loop; `bench/tracker.py` measures the per-frame cost (about 0.9 ms at 70 returns and 145
+tracks on a shared 2-core machine: the fixed cost of a few hundred small numpy calls, not of
+the number of tracks).
 """
 
 from dataclasses import dataclass, field, replace
@@ -169,6 +173,7 @@ class RadarTracker:
         self._shape = np.zeros((0, 3))  # near_x, y_low, y_high relative to the centroid
         self._assigned = np.zeros(0, np.int64)  # this frame's detection, -1: none
         self._detections: Detections | None = None
+        self._gated: tuple | None = None  # this frame's gated tracks, see _associate
 
     def __len__(self) -> int:
         return len(self._id)
@@ -210,33 +215,47 @@ class RadarTracker:
         return r
 
     def _associate(self, det: Detections) -> np.ndarray:
-        """Detection index per track (-1: none), greedy nearest neighbour inside the gates."""
+        """Detection index per track (-1: none), greedy nearest neighbour inside the gates.
+
+        Per axis, nu_i^2 / S_ii <= nu' S^-1 nu: a box of half-widths sqrt(gate * S_ii) holds
+        every pair inside the gate, so only the pairs in it need the full distance. The
+        position rows of the measurement Jacobian are unit vectors, so S_xx and S_yy are
+        P_xx + R_xx and P_yy + R_yy (exactly what the matrix product gives): the position box
+        costs no matrix product, and S, its inverse and the Doppler box are computed only for
+        the tracks with a detection in it (a few of the ~150 tentative tracks in clutter). The
+        innovations of those tracks are kept for `_correct`.
+        """
         n_tracks, n_det = len(self._id), len(det)
         assigned = np.full(n_tracks, -1, np.int64)
+        self._gated = None
         if not n_tracks or not n_det:
             return assigned
-        zp, h = _measure(self._s)
-        s = h @ self._p @ h.transpose(0, 2, 1) + self._noise()
-        s_inv = np.linalg.inv(s)
+        gate = self.config.gate_chi2
+        r = self._noise()
         z = np.concatenate([det.position, det.doppler[:, None]], axis=1)
-        # Per axis, nu_i^2 / S_ii <= nu' S^-1 nu: a box of half-widths sqrt(gate * S_ii) holds
-        # every pair inside the gate, so only the pairs in it need the full distance.
-        half = np.sqrt(self.config.gate_chi2 * np.diagonal(s, axis1=1, axis2=2))  # (T, 3)
-        box = np.ones((n_tracks, n_det), bool)
-        for i in range(3):
-            box &= np.abs(z[None, :, i] - zp[:, None, i]) <= half[:, None, i]
-        rows, cols = np.nonzero(box)
+        half = np.sqrt(gate * (self._p[:, (0, 1), (0, 1)] + r[:, (0, 1), (0, 1)]))  # (T, 2)
+        box = ((np.abs(z[None, :, 0] - self._s[:, None, 0]) <= half[:, None, 0])
+               & (np.abs(z[None, :, 1] - self._s[:, None, 1]) <= half[:, None, 1]))
+        near = np.flatnonzero(box.any(axis=1))
+        if not len(near):
+            return assigned
+        zp, h = _measure(self._s[near])
+        s = h @ self._p[near] @ h.transpose(0, 2, 1) + r[near]
+        s_inv = np.linalg.inv(s)
+        self._gated = (near, zp, h, s_inv)
+        box = box[near] & (np.abs(z[None, :, 2] - zp[:, None, 2])
+                           <= np.sqrt(gate * s[:, 2, 2])[:, None])
+        rows, cols = np.nonzero(box)  # rows index `near`
         nu = z[cols] - zp[rows]  # (K, 3)
         d2 = ((nu[:, None, :] @ s_inv[rows])[:, 0, :] * nu).sum(axis=1)  # squared Mahalanobis
-        inside = d2 < self.config.gate_chi2
-        rows, cols, d2 = rows[inside], cols[inside], d2[inside]
+        inside = d2 < gate
+        rows, cols, d2 = near[rows[inside]], cols[inside], d2[inside]
         if not len(rows):
             return assigned
         # confirmed tracks choose first, then by distance
         order = np.lexsort((d2, ~self._confirmed[rows]))
         det_taken = np.zeros(n_det, bool)
-        for k in order:
-            t, d = rows[k], cols[k]
+        for t, d in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
             if assigned[t] < 0 and not det_taken[d]:
                 assigned[t] = d
                 det_taken[d] = True
@@ -248,12 +267,11 @@ class RadarTracker:
         if not len(idx):
             return
         d = assigned[idx]
+        near, zp, h, s_inv = self._gated  # an assigned track had a detection in its gate
+        k = np.searchsorted(near, idx)
+        zp, h, s_inv = zp[k], h[k], s_inv[k]
         s, p = self._s[idx], self._p[idx]
-        zp, h = _measure(s)
-        r = self._noise()[idx]
-        ht = h.transpose(0, 2, 1)
-        cov = h @ p @ ht + r
-        gain = p @ ht @ np.linalg.inv(cov)  # (k, 4, 3)
+        gain = p @ h.transpose(0, 2, 1) @ s_inv  # (k, 4, 3)
         z = np.concatenate([det.position[d], det.doppler[d, None]], axis=1)
         self._s[idx] = s + (gain @ (z - zp)[:, :, None])[:, :, 0]
         p = (np.eye(4) - gain @ h) @ p
