@@ -333,8 +333,9 @@ def _mutate_png(draw: st.DrawFn, data: bytes) -> bytes:
                                                                        chunks[0][2])
         field_ = draw(st.sampled_from(['size', 'depth', 'colour', 'method']))
         if field_ == 'size':
-            width = draw(st.sampled_from([0, 1, width + 1, 2**16, 2**31 - 1, U32]))
-            height = draw(st.sampled_from([0, 1, height - 1, 2**16, 2**31 - 1, U32]))
+            # (a second 'ihdr' mutation starts from the first one's U32 or 0: stay in uint32)
+            width = draw(st.sampled_from([0, 1, min(width + 1, U32), 2**16, 2**31 - 1, U32]))
+            height = draw(st.sampled_from([0, 1, max(height - 1, 0), 2**16, 2**31 - 1, U32]))
         elif field_ == 'depth':
             depth = draw(st.sampled_from([0, 1, 2, 3, 4, 7, 16, 32, 255]))
         elif field_ == 'colour':
@@ -675,9 +676,11 @@ def preset_clouds(draw: st.DrawFn) -> FakeCloud:
             pad = draw(st.sampled_from([-1, 1, 3, 8]))
             row_step = max(row_step + pad, 0)
             if pad > 0 and draw(st.booleans()):  # padded rows with data that matches
+                # only the rows the data holds: after 'size' the height may be 2**32 - 1
+                rows = min(height, 1 + len(data) // max(point_step * width, 1))
                 data = bytearray(b''.join(bytes(data[r * point_step * width:
                                                      (r + 1) * point_step * width])
-                                          + bytes(pad) for r in range(height)))
+                                          + bytes(pad) for r in range(rows)))
         elif how == 'size':
             height, width = draw(st.sampled_from([(2, max(width // 2, 1)), (width, 1),
                                                   (0, width), (1, width + 1),

@@ -7,18 +7,38 @@ case goes (a) through `image_to_rgb` / `FusionPipeline.radar_points` + `add_rada
 (a preset cloud through its own preset's converter) and (b) into fusion_node `_on_image` /
 `_on_radar` and decision_node `_on_radar` (in process, random-weight checkpoint); most cases
 (about 60 %) also send a fuzzed raw decision to decision_node `_on_decision`. Prints cases,
-crashes (must be 0), outcomes by input kind and rejects by `SensorDecodeError.reason`, and the
-time; exits 1 on any crash. Several processes with `--explore` draw different cases.
+crashes (must be 0), outcomes by input kind and rejects by `SensorDecodeError.reason`, the
+time and the peak RSS; exits 1 on any crash. Several processes with `--explore` draw different
+cases.
+
+A run longer than `--batch` cases is drawn in batches (one hypothesis run each, seeded 0, 1,
+2, ... without `--explore`, random with it), with a progress line per batch on stderr (cases,
+crashes, RSS, time): a case that takes minutes or gigabytes shows up there. The long run of
+issue 26 (>= 100,000 inputs, 0 crashes):
+
+    python -m test.fuzz_run --cases 100000 --explore --no-nodes   # decoders + pipeline
+    python -m test.fuzz_run --cases 5000 --explore                # + both nodes' callbacks
 """
 
 import argparse
 from collections import Counter
+import random
+import resource
 import sys
 import tempfile
 import time
 
-from hypothesis import given
+from hypothesis import given, seed, settings
 from hypothesis import strategies as st
+
+
+def _rss_mib() -> float:
+    """Current resident set of this process [MiB] (Linux /proc; 0 elsewhere)."""
+    try:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--explore', action='store_true',
                         help='new random cases (default: the derandomised CI cases)')
     parser.add_argument('--no-nodes', action='store_true', help='decoders and pipeline only')
+    parser.add_argument('--batch', type=int, default=1000,
+                        help='cases per hypothesis run (bounds its memory)')
     args = parser.parse_args(argv)
 
     from test.fuzz_cases import (
@@ -77,12 +99,28 @@ def main(argv: list[str] | None = None) -> int:
             # Most cases (about 60 %) also carry a raw decision for decision_node.
             decisions = st.none() if fuzzer is None else st.none() | raw_decisions()
 
-            @fuzz_settings(args.cases, profile)
-            @given(cases(), decisions)
-            def one(case, decision) -> None:
-                feed(fuzzer, case, decision)
+            first = random.SystemRandom().getrandbits(64) if args.explore else 0
+            left, batch = args.cases, 0
+            while left > 0:
+                n = min(left, max(1, args.batch))
+                if args.cases <= args.batch:  # one run: the profile's own (CI) cases
+                    run_settings = fuzz_settings(n, profile)
+                else:
+                    run_settings = settings(fuzz_settings(n, profile), derandomize=False)
 
-            one()
+                @seed(first + batch)
+                @run_settings
+                @given(cases(), decisions)
+                def one(case, decision) -> None:
+                    feed(fuzzer, case, decision)
+
+                one()
+                left -= n
+                batch += 1
+                if args.cases > args.batch:
+                    print(f'  batch {batch}: {args.cases - left} cases, {len(crashes)} crashes,'
+                          f' RSS {_rss_mib():.0f} MiB, {time.perf_counter() - start:.0f} s',
+                          file=sys.stderr, flush=True)
 
         if args.no_nodes:
             run(None)
@@ -98,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     n_cases = sum(v for k, v in outcomes.items() if ': decode ' in k or k.endswith('CRASH'))
     print(f'fuzz: {n_cases} cases ({len(regressions())} regression inputs) in {elapsed:.1f} s'
           f' ({n_cases / elapsed:.0f} cases/s), profile {profile}')
-    print(f'crashes: {len(crashes)}')
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f'crashes: {len(crashes)}; peak RSS {peak:.0f} MiB')
     for key in sorted(outcomes):
         print(f'  {key:40s} {outcomes[key]:7d}')
     print('decode rejects by reason:')

@@ -351,3 +351,68 @@ def test_graph_commands_refuse_bad_parameters_and_files(files, tmp_path, capfd):
         assert line.startswith(f'mm-fusion {argv[0]}: '), line
         for name in names:
             assert str(name) in line, (name, line)
+
+
+def _broken_presets(tmp: Path) -> dict[str, tuple[Path, str]]:
+    """Radar preset files a user could write: file -> what the one line says."""
+    texts = {
+        'not_yaml.yaml': ('features: [x\n', 'cannot read radar preset'),
+        'no_features.yaml': ('name: mine\n', 'a "features" mapping'),
+        'two_sources.yaml': ('features:\n  x: {field: x, constant: 1}\n',
+                             'give exactly one of field/constant/radial_from'),
+        'missing_feature.yaml': ('features:\n  x: {field: x}\n', 'has no source for'),
+        'bad_rate.yaml': ('rate_hz: 0\nfeatures: {x: {field: x}, y: {field: y}, '
+                          'z: {field: z}, radial_velocity: {field: v}, rcs: {field: r}}\n',
+                          'rate_hz must be in'),
+        'bad_step.yaml': ('point_step: many\nlayout: [{name: x, offset: 0}]\nfeatures: '
+                          '{x: {field: x}, y: {field: y}, z: {field: z}, '
+                          'radial_velocity: {field: v}, rcs: {field: r}}\n',
+                          "point_step 'many' is not an integer"),
+    }
+    out = {}
+    for name, (text, why) in texts.items():
+        (tmp / name).write_text(text)
+        out[name] = (tmp / name, why)
+    (tmp / 'binary.yaml').write_bytes(bytes(range(128, 256)))
+    out['binary.yaml'] = (tmp / 'binary.yaml', 'cannot read radar preset')
+    out['missing.yaml'] = (tmp / 'missing.yaml', 'No such file')
+    return out
+
+
+def test_broken_radar_preset_file(files, tmp_path, capsys):
+    """A preset file that cannot be used: one line naming that file, exit 2 (issue 26 item 4)."""
+    from mm_fusion_ros.errors import UserInputError
+    from mm_fusion_ros.sensors.radar_presets import (
+        RadarConversionError,
+        RadarPresetError,
+        load_preset,
+    )
+
+    assert issubclass(RadarPresetError, UserInputError) and issubclass(RadarPresetError,
+                                                                       ValueError)
+    assert issubclass(RadarConversionError, ValueError)
+    (tmp_path / 'presets').mkdir()
+    for preset, why in _broken_presets(tmp_path / 'presets').values():
+        with pytest.raises(RadarPresetError) as err:
+            load_preset(preset)
+        assert str(preset) in str(err.value) and why in str(err.value), err.value
+        topics = tmp_path / f'topics_{preset.stem}.yaml'
+        topics.write_text(yaml.safe_dump({'radar_preset': str(preset)}))
+        for argv in (['eval', files / 'a_file', '--checkpoint', files / 'good.pt',
+                      '--topics', topics, '--out', tmp_path / 'r'],
+                     ['cache', files / 'a_file', '--topics', topics, '--out', tmp_path / 'c'],
+                     ['label', files / 'a_file', '--topics', topics]):
+            refused(capsys, argv, topics, preset, why)
+
+
+def test_up_refuses_a_broken_radar_preset_file(tmp_path, capfd):
+    pytest.importorskip('rclpy', reason='rclpy (ROS 2 wheels or a distro) is not installed')
+    (tmp_path / 'presets').mkdir()
+    presets = _broken_presets(tmp_path / 'presets')
+    for name in ('two_sources.yaml', 'binary.yaml'):
+        preset, why = presets[name]
+        rc = cli_main(['up', 'fusion', '--radar-preset', str(preset)])
+        err = capfd.readouterr().err
+        line = err.strip().splitlines()[-1]
+        assert rc == 2 and 'Traceback' not in err, err
+        assert line.startswith('mm-fusion up: ') and str(preset) in line and why in line, line

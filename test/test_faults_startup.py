@@ -5,6 +5,9 @@
 - `device: cuda` on a machine without CUDA runs on CPU with a warning (skipped with CUDA).
 - A model slower than the camera (200 ms per frame at 20 Hz) never grows the camera queue past
   `queue_size`: the oldest frames are dropped and counted, memory stays flat.
+- Start-up cost (issue 26 item 8): importing fusion_node does not import torch, and
+  `mm-fusion eval` with a warm ONNX cache checks its checkpoint and evaluates a bag without
+  importing torch (the import is 1.3-3.5 s of a 10 s bag's budget on 2 cores).
 """
 
 import os
@@ -134,3 +137,36 @@ def test_slow_inference_keeps_the_queue_bounded(checkpoint):
     assert stats['decisions'] + stats['dropped'] <= stats['camera_frames'] + queue_size, stats
     assert stats['decisions'] <= 16, stats
     assert growth < 100 * 2**20, f'RSS grew {growth / 2**20:.0f} MiB'
+
+
+def _python(code: str, env: dict[str, str] | None = None) -> str:
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, **(env or {})))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_node_import_does_not_import_torch():
+    code = ('import sys\n'
+            'import mm_fusion_ros.ros.fusion_node, mm_fusion_ros.ros.decision_node\n'
+            'import mm_fusion_ros.model.checkpoint\n'
+            'print("torch" in sys.modules)\n')
+    assert _python(code).split() == ['False']
+
+
+def test_warm_eval_does_not_import_torch(checkpoint, tmp_path):
+    pytest.importorskip('onnxruntime')
+    from mm_fusion_ros.model.onnx_cache import ENV_VAR
+    from test.eval_fixtures import sim_bag
+
+    bag = sim_bag(tmp_path / 'drive')
+    code = ('import sys\n'
+            'from mm_fusion_ros.cli import main\n'
+            f'rc = main(["eval", {str(bag)!r}, "--checkpoint", {checkpoint!r}, "--quiet",'
+            f' "--out", {str(tmp_path / "report")!r}])\n'
+            'print("RESULT", rc, "torch" in sys.modules)\n')
+    env = {ENV_VAR: str(tmp_path / 'onnx_cache')}
+    cold = _python(code, env).splitlines()[-1]
+    assert cold == 'RESULT 0 True', cold  # the first run loads, exports and fills the cache
+    warm = _python(code, env).splitlines()[-1]
+    assert warm == 'RESULT 0 False', warm

@@ -184,6 +184,19 @@ def test_fuzz_run_command(capsys):
     assert 'decode rejects by reason:' in out and 'compressed: corrupt_compressed' in out
 
 
+def test_fuzz_run_in_batches_reports_progress(capsys):
+    # The long run draws its cases in batches with a progress line each (cases, crashes, RSS).
+    from test.fuzz_run import main
+
+    assert main(['--cases', '30', '--batch', '10', '--no-nodes', '--explore']) == 0
+    captured = capsys.readouterr()
+    assert f'fuzz: {30 + len(regressions())} cases' in captured.out
+    assert 'crashes: 0; peak RSS' in captured.out
+    batches = [line for line in captured.err.splitlines() if line.strip().startswith('batch ')]
+    assert len(batches) == 3 and '30 cases, 0 crashes' in batches[-1], captured.err
+
+
+
 def test_non_finite_radar_points_never_trigger_the_ttc_override():
     from mm_fusion_ros.safety import radar_time_to_collision
 

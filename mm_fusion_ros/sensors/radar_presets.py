@@ -9,11 +9,12 @@ canonical feature (`radar_features`) comes from one source:
   from the sensor to the point, positive when receding (nuScenes gives vx_comp/vy_comp, not a
   Doppler channel).
 
-Errors surface at configuration time: a malformed preset when it is loaded (`RadarPresetError`),
-and a cloud that lacks a field the preset reads when the converter is bound to that cloud's
-fields (the first message, or a declared field list), with the missing and available names in
-the message. A cloud that does not fit the preset at run time raises `RadarConversionError`,
-a `SensorDecodeError` (reason 'missing_field', 'bad_layout', ...) like every other decode
+Errors surface at configuration time: a malformed preset when it is loaded (`RadarPresetError`,
+a `UserInputError`: `mm-fusion` reports it as one line naming the file, exit 2), and a cloud
+that lacks a field the preset reads when the converter is bound to that cloud's fields (the
+first message, or a declared field list), with the missing and available names in the message.
+A cloud that does not fit the preset at run time raises `RadarConversionError`, a
+`SensorDecodeError` (reason 'missing_field', 'bad_layout', ...) like every other decode
 failure; it is also a `RadarPresetError`, so configuration-time callers catch it as before.
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mm_fusion_ros.errors import UserInputError
 from mm_fusion_ros.paths import config_dir
 from mm_fusion_ros.sensors.errors import SensorDecodeError
 from mm_fusion_ros.sensors.pointcloud import DATATYPES, PointFieldSpec, read_points_numpy
@@ -49,8 +51,12 @@ _DATATYPE_NAMES = {
 DEFAULT_RATE_HZ = 20.0  # a preset without rate_hz: the simulator's radar rate
 
 
-class RadarPresetError(ValueError):
-    """A preset that is malformed, unknown, or asked for a feature it does not provide."""
+class RadarPresetError(UserInputError, ValueError):
+    """A preset that is malformed, unknown, or asked for a feature it does not provide.
+
+    A user's file or value (one line and exit 2 at the CLI); still a ValueError for callers
+    that catch that.
+    """
 
 
 class RadarConversionError(SensorDecodeError, RadarPresetError):
@@ -233,9 +239,12 @@ def load_preset(name_or_path: str | Path, preset_dir: str | Path | None = None) 
         path = found[0]
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
         raise RadarPresetError(f'cannot read radar preset {str(path)!r}: {e}') from e
-    return preset_from_dict(data, default_name=path.stem)
+    try:
+        return preset_from_dict(data, default_name=path.stem)
+    except RadarPresetError as e:  # name the file, not only the preset's own name
+        raise RadarPresetError(f'radar preset {str(path)!r}: {e}') from e
 
 
 def preset_from_dict(data: Any, default_name: str = 'custom') -> RadarPreset:
@@ -317,7 +326,11 @@ def _layout(
     except (KeyError, TypeError, AttributeError) as e:
         raise RadarPresetError(f'preset {name!r}: bad layout entry ({e})') from e
     end = max((f.offset + DATATYPES[f.datatype].itemsize * f.count for f in fields), default=0)
-    step = end if point_step is None else int(point_step)
+    try:
+        step = end if point_step is None else int(point_step)
+    except (TypeError, ValueError) as e:
+        raise RadarPresetError(f'preset {name!r}: point_step {point_step!r} is not an integer'
+                               ) from e
     if step < end:
         raise RadarPresetError(f'preset {name!r}: point_step {step} < end of fields {end}')
     return tuple(fields), step
