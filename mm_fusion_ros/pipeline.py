@@ -31,12 +31,12 @@ class PipelineConfig:
     radar_preset: str = 'sim'
     # [s] the newest radar frame may be this far from the camera stamp and still count as
     # synchronised (the approximate-time slop); older means the radar slot is missing.
-    sync_slop: float = 0.06
+    sync_slop: float = FrontEndConfig.sync_slop
     preprocess: RadarPreprocessConfig = field(default_factory=RadarPreprocessConfig)
     fallback_acceleration: float = SafetyConfig.fallback_acceleration  # unusable camera frame
     # [s] odometry older than this at the camera stamp leaves the ego speed unknown (the model
     # then runs its trained no-speed path and the decision is marked degraded).
-    odometry_max_age: float = 0.2
+    odometry_max_age: float = FrontEndConfig.odometry_max_age
     rig: SensorRig = field(default_factory=SensorRig)  # mounts, camera (default: as trained)
 
 

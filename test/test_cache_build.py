@@ -204,7 +204,14 @@ def test_cached_frame_is_the_model_frame_of_the_camera_frame(bag_dir, tmp_path):
     cfg = CacheConfig(num_frames=4, max_points=32, fovea_height=64)
     build_cache_from_bags([bag_dir], tmp_path / 'c', config=cfg)
     shard = _load(tmp_path / 'c' / 'shard-00000.npz')
-    rgb = run_episode(CONFIGS[0]).frames[0].rgb
+    from mm_fusion_ros.sensors.camera_geometry import CanonicalView, PinholeCamera
+    from mm_fusion_ros.sim.camera import CameraConfig
+
+    # The bag's CameraInfo (the 256x128 sim camera) is resampled into the fovea model's
+    # training camera (512x256), as fusion_node does with it.
+    view = CanonicalView(PinholeCamera.from_config(CameraConfig()),
+                         PinholeCamera.from_config(CameraConfig.for_view(cfg)))
+    rgb = view(run_episode(CONFIGS[0]).frames[0].rgb)
     assert shard['image'].shape[1:] == (128 + 64, 256, 3)
     np.testing.assert_array_equal(shard['image'][0],
                                   model_frame(rgb, FusionModelConfig(fovea_height=64)))

@@ -36,6 +36,8 @@ COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 POINT_CLOUD2 = 'sensor_msgs/msg/PointCloud2'
 STRING = 'std_msgs/msg/String'
 ODOMETRY = 'nav_msgs/msg/Odometry'
+CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
+TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
 IMAGE_KINDS = {'raw': IMAGE, 'compressed': COMPRESSED_IMAGE}
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 4K rgb8 frame is 25 MB
 
@@ -78,6 +80,11 @@ class BagTopics:
     expert_topic: str | None = '/sim/ground_truth/expert'  # String JSON {stamp_ns, ttc}
     episode_topic: str | None = '/sim/episode'  # String JSON, scenario/condition/seed
     odometry_topic: str | None = '/odom'  # nav_msgs/Odometry: the model's ego speed
+    # Sensor geometry (`bags.rig`): CameraInfo of the image topic, the static transform tree,
+    # and the frame they are resolved in. None: the layout has none (mounts from parameters).
+    camera_info_topic: str | None = None  # sensor_msgs/CameraInfo
+    tf_static_topic: str | None = None  # tf2_msgs/TFMessage
+    vehicle_frame: str = 'base_link'  # the CARLA bridge names it after the role: ego_vehicle
     description: str = ''
 
     def __post_init__(self) -> None:
@@ -85,7 +92,8 @@ class BagTopics:
             raise ValueError(
                 f'image_kind must be one of {sorted(IMAGE_KINDS)}, got {self.image_kind!r}')
         topics = [t for t in (self.image_topic, self.radar_topic, self.ground_truth_topic,
-                              self.expert_topic, self.episode_topic, self.odometry_topic) if t]
+                              self.expert_topic, self.episode_topic, self.odometry_topic,
+                              self.camera_info_topic, self.tf_static_topic) if t]
         if len(set(topics)) != len(topics):
             raise ValueError(f'bag topics {self.name!r}: one topic in two roles: {topics}')
 
@@ -108,6 +116,10 @@ class BagTopics:
             out[self.episode_topic] = ('episode', STRING, False)
         if self.odometry_topic:
             out[self.odometry_topic] = ('odometry', ODOMETRY, False)
+        if self.camera_info_topic:
+            out[self.camera_info_topic] = ('camera_info', CAMERA_INFO, False)
+        if self.tf_static_topic:
+            out[self.tf_static_topic] = ('tf_static', TF_MESSAGE, False)
         return out
 
 
@@ -187,7 +199,8 @@ class BagStats:
 
 
 class BagMessage(NamedTuple):
-    kind: str  # 'image' | 'radar' | 'ground_truth' | 'expert' | 'episode' | 'odometry'
+    kind: str  # 'image' | 'radar' | 'ground_truth' | 'expert' | 'episode' | 'odometry' |
+    # 'camera_info' | 'tf_static'
     topic: str
     log_time_ns: int
     msg: Any  # deserialised rosbags message

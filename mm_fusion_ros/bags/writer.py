@@ -55,6 +55,7 @@ ODOM_TOPIC = '/' + graph.EGO_ODOMETRY
 CLOCK_TOPIC = '/clock'
 EPISODE_TOPIC = '/sim/episode'
 EXPERT_TOPIC = '/sim/ground_truth/expert'
+TF_STATIC_TOPIC = '/tf_static'
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
@@ -63,6 +64,7 @@ POINT_CLOUD2 = 'sensor_msgs/msg/PointCloud2'
 ODOMETRY = 'nav_msgs/msg/Odometry'
 CLOCK = 'rosgraph_msgs/msg/Clock'
 STRING = 'std_msgs/msg/String'
+TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
 
 STORAGES = ('mcap', 'sqlite3')
 
@@ -93,6 +95,10 @@ class BagWriteOptions:
     camera_frame_id: str = 'camera'
     radar_frame_id: str = 'radar'
     radar_preset: str = 'sim'        # PointCloud2 layout (the preset's documented fields)
+    ground_truth: bool = True        # the expert's decision and ttc topics (False: a drive
+    # as a user's vehicle logs it; the expert's labels then live elsewhere, if anywhere)
+    # /tf_static, written once at the start: (parent, child, pose of child in parent)
+    static_transforms: tuple[tuple[str, str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.storage not in STORAGES:
@@ -151,6 +157,7 @@ class _Encoder:
             'itemsize': self.point_step,
         })
         self.radar_names = [f.name for f in fields]
+        self.radar_sources = preset.sources
         self.labels = list(ACTION_LABELS)
 
     def ser(self, msg: Any, typename: str) -> memoryview:
@@ -185,8 +192,9 @@ class _Encoder:
     def radar(self, stamp_ns: int, points: np.ndarray) -> memoryview:
         points = np.asarray(points, np.float32)
         arr = np.zeros(points.shape[0], self.radar_dtype)
-        for i, name in enumerate(self.radar_names[:points.shape[1]]):
-            arr[name] = points[:, i]
+        for name, values in layout_values(points, self.radar_sources).items():
+            if name in self.radar_names:
+                arr[name] = values
         n = int(arr.shape[0])
         msg = self.T[POINT_CLOUD2](
             header=self.header(stamp_ns, self.opt.radar_frame_id), height=1, width=n,
@@ -224,12 +232,64 @@ class _Encoder:
                                                              covariance=np.zeros(36)))
         return self.ser(msg, ODOMETRY)
 
+    def tf_static(self, stamp_ns: int) -> memoryview:
+        t = self.T
+        transforms = []
+        for parent, child, pose in self.opt.static_transforms:
+            qx, qy, qz, qw = matrix_to_quaternion(pose.rotation)
+            transforms.append(t['geometry_msgs/msg/TransformStamped'](
+                header=self.header(stamp_ns, parent), child_frame_id=child,
+                transform=t['geometry_msgs/msg/Transform'](
+                    translation=t['geometry_msgs/msg/Vector3'](
+                        x=float(pose.x), y=float(pose.y), z=float(pose.z)),
+                    rotation=t['geometry_msgs/msg/Quaternion'](x=qx, y=qy, z=qz, w=qw))))
+        return self.ser(t[TF_MESSAGE](transforms=transforms), TF_MESSAGE)
+
     def clock(self, stamp_ns: int) -> memoryview:
         stamp = self.T['builtin_interfaces/msg/Time'](sec=stamp_ns // NS, nanosec=stamp_ns % NS)
         return self.ser(self.T[CLOCK](clock=stamp), CLOCK)
 
     def string(self, text: str) -> memoryview:
         return self.ser(self.T[STRING](data=text), STRING)
+
+
+# Fields some radars report besides the canonical features, from the canonical x, y, z.
+_DERIVED_FIELDS = {
+    'Range': lambda p: np.linalg.norm(p[:, :3], axis=1),
+    'AzimuthAngle': lambda p: np.arctan2(p[:, 1], p[:, 0]),
+    'ElevationAngle': lambda p: np.arctan2(p[:, 2], np.hypot(p[:, 0], p[:, 1])),
+}
+
+
+def layout_values(points: np.ndarray, sources: Any) -> dict[str, np.ndarray]:
+    """Cloud field -> values of canonical (N, 5) points, inverting the preset's mapping."""
+    from mm_fusion_ros.sensors.radar_features import CANONICAL_RADAR_FEATURES
+
+    out = {name: fn(points).astype(np.float32) for name, fn in _DERIVED_FIELDS.items()}
+    for i, feature in enumerate(CANONICAL_RADAR_FEATURES[:points.shape[1]]):
+        src = sources.get(feature)
+        if src is not None and src.field is not None:
+            out[src.field] = (points[:, i] - np.float32(src.offset)) / np.float32(src.scale)
+    return out
+
+
+def matrix_to_quaternion(r: np.ndarray) -> tuple[float, float, float, float]:
+    """(x, y, z, w) of a rotation matrix (Shepperd's method)."""
+    r = np.asarray(r, np.float64)
+    trace = np.trace(r)
+    if trace > 0:
+        s = 2.0 * math.sqrt(trace + 1.0)
+        q = (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, s / 4
+    else:
+        i = int(np.argmax(np.diag(r)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * math.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k])
+        v = [0.0, 0.0, 0.0]
+        v[i] = s / 4
+        v[j] = (r[j, i] + r[i, j]) / s
+        v[k] = (r[k, i] + r[i, k]) / s
+        q = (*v, (r[k, j] - r[j, k]) / s)
+    return tuple(float(x) for x in q)  # type: ignore[return-value]
 
 
 def _np_type(datatype: int) -> str:
@@ -285,10 +345,13 @@ def write_episode_bag(
             'image': conn(image_topic, image_type, SENSOR_QOS),
             'info': conn(CAMERA_INFO_TOPIC, CAMERA_INFO, SENSOR_QOS),
             'radar': conn(RADAR_TOPIC, POINT_CLOUD2, SENSOR_QOS),
-            'truth': conn(GROUND_TRUTH_TOPIC, DRIVING_DECISION, DEFAULT_QOS),
-            'expert': conn(EXPERT_TOPIC, STRING, DEFAULT_QOS),
             'odom': conn(ODOM_TOPIC, ODOMETRY, DEFAULT_QOS),
         }
+        if opt.ground_truth:
+            conns['truth'] = conn(GROUND_TRUTH_TOPIC, DRIVING_DECISION, DEFAULT_QOS)
+            conns['expert'] = conn(EXPERT_TOPIC, STRING, DEFAULT_QOS)
+        if opt.static_transforms:
+            conns['tf_static'] = conn(TF_STATIC_TOPIC, TF_MESSAGE, LATCHED_QOS)
         info = json.dumps(episode_info(config, opt.base_time_ns), sort_keys=True)
         # Radar stamps may precede their camera stamp: a small heap keeps log times ordered.
         heap: list[tuple[int, int, str, memoryview]] = []
@@ -300,6 +363,8 @@ def write_episode_bag(
             if first:
                 start = min([stamp_ns] + [t for t, _, _ in items])
                 items.append((start, 'episode', enc.string(info)))
+                if opt.static_transforms:
+                    items.append((start, 'tf_static', enc.tf_static(start)))
                 first = False
             for t, key, data in items:
                 heapq.heappush(heap, (t, seq, key, data))
@@ -335,8 +400,9 @@ def _frame_messages(
     if frame.radar is not None:
         radar_ns = frame_stamp_ns(opt.base_time_ns, frame.radar_stamp)
         yield radar_ns, 'radar', enc.radar(radar_ns, frame.radar[:, :5])
-    yield stamp_ns, 'truth', enc.truth(stamp_ns, frame)
-    ttc = float(frame.label.ttc)
-    expert = {'stamp_ns': stamp_ns, 'ttc': ttc if math.isfinite(ttc) else None}
-    yield stamp_ns, 'expert', enc.string(json.dumps(expert))
+    if opt.ground_truth:
+        yield stamp_ns, 'truth', enc.truth(stamp_ns, frame)
+        ttc = float(frame.label.ttc)
+        expert = {'stamp_ns': stamp_ns, 'ttc': ttc if math.isfinite(ttc) else None}
+        yield stamp_ns, 'expert', enc.string(json.dumps(expert))
     yield stamp_ns, 'odom', enc.odom(stamp_ns, frame)

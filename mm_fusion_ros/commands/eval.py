@@ -53,9 +53,12 @@ def _resolve(args: argparse.Namespace) -> list[tuple[str, Any]]:
     fixed = None if args.topics == 'auto' else load_bag_topics(args.topics)
     jobs = []
     for bag in find_bags(args.bags):
-        topics = fixed or detect_topics(bag)
-        with open_bag(bag, topics):
-            pass  # layout + type check now, not halfway through a long run
+        if fixed is None:
+            topics = detect_topics(bag)  # opened and checked against the layout it returns
+        else:
+            topics = fixed
+            with open_bag(bag, topics):
+                pass  # layout + type check now, not halfway through a long run
         jobs.append((str(bag), topics))
     if not jobs:
         raise ValueError(f'no bags found in {args.bags}')
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         merge_results,
     )
     from mm_fusion_ros.evaluation.replay_report import compute_metrics, write_report
-    from mm_fusion_ros.model.checkpoint import load_checkpoint
+    from mm_fusion_ros.model.predictor import validate_checkpoint
     from mm_fusion_ros.paths import resolve_checkpoint
 
     if args.batch_size < 1 or not args.rate > 0:
@@ -133,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = str(resolve_checkpoint(args.checkpoint))
     for ckpt in (None if args.attach else checkpoint, args.compare_checkpoint):
         if ckpt:
-            load_checkpoint(ckpt)  # CheckpointError now, not in the middle of the bags
+            # CheckpointError now, not in the middle of the bags; a checkpoint validated
+            # before (same content, ONNX cache) costs a hash, not the torch import and a load
+            validate_checkpoint(ckpt)
     Path(args.out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails first too
     replay = ReplayConfig(batch_size=args.batch_size, radar_lead=args.radar_lead)
     threads = args.num_threads or (1 if args.ray is not None else OFFLINE_THREADS)
@@ -158,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
                     attach=args.attach, num_threads=args.num_threads, bag_index=i))
     except (BagError, ValueError) as exc:
         return _fail(str(exc))  # bags and layouts the user gave (exit 2, one line)
+    from mm_fusion_ros.evaluation.recorded_driver import add_recorded_driver
+
+    add_recorded_driver(results, [topics for _, topics in resolved])  # bags without truth
     frames, duration = merge_results(results)
     metrics = compute_metrics(frames, duration)
     bags = [r.summary() for r in results]

@@ -17,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--max-train-samples', type=int, default=None)
     parser.add_argument('--num-threads', type=int, default=None)
     parser.add_argument('--device', default=None)
-    parser.add_argument('--init-checkpoint', default=None, help='start from these weights')
+    parser.add_argument('--init-checkpoint', default=None,
+                        help="start from these weights ('shipped': the package's checkpoint;"
+                        ' fine-tuning on your own rig, see config/training/finetune.yaml)')
 
 
 def run(args: argparse.Namespace) -> int:

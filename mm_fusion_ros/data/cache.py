@@ -1,6 +1,11 @@
 """Sharded .npz training cache, built from bags of any layout or straight from the simulator.
 
-Each sample is one camera frame that has a ground-truth decision with the same stamp. Its radar
+Each sample is one camera frame that has a label with the same stamp: the bag's ground-truth
+decision topic or, for a bag without one (`labels='derived'`, or `'auto'` on such a bag), the
+label derived from the recorded driver's odometry and radar (`labels.label_bag`; frames it
+leaves unlabelled are counted, never guessed). The sensor geometry is the bag's
+(`bags.rig.bag_geometry`: /tf_static and CameraInfo where the layout names them, else the
+`rig` given, by default the training rig's mounts), as replay evaluation takes it. Its radar
 history is built exactly as `FusionPipeline` builds it in the node: preset converter ->
 `preprocess_radar` -> `RadarSequenceBuffer.push(stamp_ns, points)` ->
 `.sequence(camera_stamp_ns)` with `future_tolerance = sync_slop`. Which radar frames are in
@@ -66,6 +71,7 @@ from mm_fusion_ros.errors import UserInputError
 from mm_fusion_ros.model.config import FOVEA_BOX
 from mm_fusion_ros.model.preprocess import compose_frame
 from mm_fusion_ros.sensors.ego_motion import check_radar_ego_motion
+from mm_fusion_ros.sensors.errors import SensorDecodeError
 from mm_fusion_ros.sensors.front_end import FrontEndConfig, SensorFrontEnd, SensorRig
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import EgoSpeedBuffer, OdometryError, forward_speed
@@ -97,14 +103,14 @@ class CacheConfig:
     # one (they read the top image_height rows). Meant for a camera twice the view's size.
     fovea_height: int = 0        # [px]
     fovea_box: tuple[float, float, float, float] = FOVEA_BOX
-    sync_slop: float = 0.06      # [s] PipelineConfig.sync_slop = the buffer's future tolerance
+    sync_slop: float = FrontEndConfig.sync_slop  # [s] = the buffer's future tolerance
     preprocess: RadarPreprocessConfig = field(default_factory=RadarPreprocessConfig)
     frame_stride: int = 1        # keep every k-th labelled frame (20 Hz frames are near twins)
     shard_size: int = 1024       # samples per shard file
     points_dtype: str = 'float32'  # 'float32' | 'float16' for radar_points
     reorder_window: float = 0.5  # [s] how long a camera frame waits for late radar/labels
-    odometry_max_age: float = 0.2  # [s] older odometry leaves the sample's ego speed unknown
-    camera_history: float = 0.25  # [s] FusionModelConfig.camera_history (earlier frame)
+    odometry_max_age: float = FrontEndConfig.odometry_max_age  # [s] older: ego speed unknown
+    camera_history: float = FrontEndConfig.camera_history  # [s] the earlier frame's age
     radar_ego_motion: str = 'raw'  # FusionModelConfig.radar_ego_motion
     max_message_bytes: int = 64 * 1024 * 1024
 
@@ -199,23 +205,66 @@ class SourceStats:
     rejected_messages: int = 0
     bad_odometry: int = 0  # odometry messages with a NaN/inf/implausible speed
     bad_radar: int = 0  # radar clouds the preset cannot decode (skipped)
+    bad_images: int = 0  # camera frames that cannot be decoded or disagree with CameraInfo
+    labels: str = 'topic'  # 'topic' (the bag's decision topic) | 'derived' (recorded driver)
+    unlabelled_reasons: dict[str, int] = field(default_factory=dict)  # derived labels only
+    geometry: str = ''  # where the mounts and intrinsics came from (`BagGeometry.describe`)
     info: dict[str, Any] = field(default_factory=dict)
+
+
+LABEL_SOURCES = ('auto', 'topic', 'derived')
+
+
+def derived_labels(path: str | Path, topics: BagTopics, stats: SourceStats) -> dict[int, _Label]:
+    """Camera stamp -> label derived from the recorded driver (raises MissingOdometryError)."""
+    from mm_fusion_ros.labels import UNLABELLED_REASONS
+    from mm_fusion_ros.labels.bag import label_bag
+
+    derived = label_bag(path, topics).labels
+    reasons = derived.reasons[derived.reasons >= 0].astype(np.int64)
+    counts = np.bincount(reasons, minlength=len(UNLABELLED_REASONS))
+    stats.labels = 'derived'
+    stats.unlabelled_reasons = {r: int(c) for r, c in zip(UNLABELLED_REASONS, counts,
+                                                          strict=True) if c}
+    return {int(t): _Label(int(a), float(acc)) for t, a, acc in
+            zip(derived.stamps_ns, derived.actions, derived.accels, strict=True) if a >= 0}
 
 
 def bag_samples(
     path: str | Path, topics: BagTopics, cfg: CacheConfig, episode: int, stats: SourceStats,
+    labels: str = 'topic', rig: SensorRig | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Samples of one bag, streamed in `bags.delivery` order (memory bounded by the window)."""
-    with open_bag(path, topics, require_ground_truth=True,
+    """Samples of one bag, streamed in `bags.delivery` order (memory bounded by the window).
+
+    `labels`: 'topic' (the decision topic, required), 'derived' (from the recorded driver) or
+    'auto' (the topic when the bag has it, else derived). `rig`: the mounts used where the bag
+    has no /tf_static (default: the training rig's).
+    """
+    from mm_fusion_ros.bags.rig import bag_geometry
+
+    if labels not in LABEL_SOURCES:
+        raise ValueError(f'labels must be one of {LABEL_SOURCES}, got {labels!r}')
+    with open_bag(path, topics, require_ground_truth=labels == 'topic',
                   max_message_bytes=cfg.max_message_bytes) as bag:
-        sampler = _EpisodeSampler(cfg, topics.radar_preset, episode, {})
-        labels: dict[int, _Label] = {}
+        derive = labels == 'derived' or (labels == 'auto' and not bag.has_ground_truth)
+    fixed = derived_labels(path, topics, stats) if derive else None
+    geometry = bag_geometry(path, topics, rig, max_message_bytes=cfg.max_message_bytes)
+    stats.geometry = geometry.describe()
+    with open_bag(path, topics, require_ground_truth=not derive,
+                  max_message_bytes=cfg.max_message_bytes) as bag:
+        sampler = _EpisodeSampler(cfg, topics.radar_preset, episode, {}, geometry.rig)
+        labels_at: dict[int, _Label] = {}
         ttcs: dict[int, float] = {}
         for ev in delivery_order(bag, cfg.sync_slop, cfg.reorder_window):
             if ev.kind == 'camera':
                 stats.camera_frames += 1
-                image, previous = sampler.add_camera(ev.stamp_ns, image_to_rgb(ev.msg))
-                label = labels.get(ev.stamp_ns)
+                try:
+                    image, previous = sampler.add_camera(ev.stamp_ns, image_to_rgb(ev.msg))
+                except SensorDecodeError:
+                    stats.bad_images += 1
+                    continue
+                label = (fixed.get(ev.stamp_ns) if fixed is not None
+                         else labels_at.get(ev.stamp_ns))
                 if label is None:
                     stats.unlabelled += 1
                 else:
@@ -224,7 +273,7 @@ def bag_samples(
                     if sample is not None:
                         stats.samples += 1
                         yield sample
-                for d in (labels, ttcs):
+                for d in (labels_at, ttcs):
                     for s in [s for s in d if s <= ev.stamp_ns]:
                         del d[s]
             elif ev.kind == 'radar':
@@ -232,9 +281,9 @@ def bag_samples(
                     sampler.push(ev.stamp_ns, sampler.radar_points(ev.msg))
                 except (ValueError, RadarPresetError):
                     stats.bad_radar += 1
-            elif ev.kind == 'ground_truth':
-                labels[ev.stamp_ns] = _Label(int(ev.msg.action),
-                                             float(ev.msg.target_acceleration))
+            elif ev.kind == 'ground_truth' and fixed is None:
+                labels_at[ev.stamp_ns] = _Label(int(ev.msg.action),
+                                                float(ev.msg.target_acceleration))
             elif ev.kind == 'odometry':
                 try:
                     sampler.ego_speed.push(ev.stamp_ns, forward_speed(ev.msg))
@@ -392,12 +441,14 @@ def _finish(out: Path, writer: _ShardWriter, cfg: CacheConfig, sources: list[Sou
 
 def build_cache_from_bags(
     bags: Iterable[str | Path], out_dir: str | Path, topics: BagTopics | None = None,
-    config: CacheConfig | None = None, progress: bool = False,
+    config: CacheConfig | None = None, progress: bool = False, labels: str = 'topic',
+    rig: SensorRig | None = None,
 ) -> CacheResult:
     """Cache every labelled camera frame of `bags` (in the order given) into `out_dir`.
 
     Items may be bags or directories holding bags (searched recursively, sorted). `topics`
-    None detects the layout per bag among the shipped presets.
+    None detects the layout per bag among the shipped presets. `labels` and `rig`: see
+    `bag_samples`.
     """
     cfg = config or CacheConfig()
     bags = find_bags(bags)
@@ -406,18 +457,18 @@ def build_cache_from_bags(
     sources: list[SourceStats] = []
     t0 = time.perf_counter()
     for i, bag in enumerate(_progress(bags, progress, 'bags')):
-        layout = topics or _detect(bag)
+        layout = topics or _detect(bag, labels)
         stats = SourceStats(name=str(bag))
         sources.append(stats)
-        for sample in bag_samples(bag, layout, cfg, i, stats):
+        for sample in bag_samples(bag, layout, cfg, i, stats, labels, rig):
             writer.add(sample)
-    return _finish(out, writer, cfg, sources, t0, 'bags')
+    return _finish(out, writer, cfg, sources, t0, 'bags', {'labels': labels})
 
 
-def _detect(bag: Path) -> BagTopics:
+def _detect(bag: Path, labels: str = 'topic') -> BagTopics:
     from mm_fusion_ros.bags.reader import detect_topics
 
-    return detect_topics(bag, require_ground_truth=True)
+    return detect_topics(bag, require_ground_truth=labels == 'topic')
 
 
 def build_cache_from_sim(

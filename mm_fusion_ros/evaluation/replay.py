@@ -40,12 +40,13 @@ from mm_fusion_ros.paths import resolve_params_file
 from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
 from mm_fusion_ros.safety import DecisionLogic, SafetyConfig
 from mm_fusion_ros.sensors.errors import SensorDecodeError
+from mm_fusion_ros.sensors.front_end import RadarToModel, SensorRig
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import forward_speed
-from mm_fusion_ros.sensors.radar_presets import load_preset
 
 NS = 1_000_000_000
 NO_ACTION = -1  # frame without a decision (online: none recorded) or without ground truth
+GEOMETRY_SOURCES = ('bag', 'params', 'none')
 
 # Per-frame arrays of a BagResult: name -> dtype. Merging bags concatenates these in bag order.
 FRAME_FIELDS: dict[str, Any] = {
@@ -68,6 +69,10 @@ FRAME_FIELDS: dict[str, Any] = {
     'truth_accel': np.float32,   # [m/s^2] (nan = none)
     'compare_action': np.int64,  # final decision with --compare-checkpoint (-1 = none)
     'compare_accel': np.float32,
+    # label derived from the recorded driver's odometry and radar, for bags without ground
+    # truth (`evaluation.recorded_driver`; -1 = none or unlabelled)
+    'driver_action': np.int64,
+    'driver_accel': np.float32,  # [m/s^2] the driver's commanded acceleration (nan = none)
 }
 
 
@@ -81,10 +86,17 @@ class ReplayConfig:
     reorder_window: float = 0.5   # [s] how long a camera frame waits for late-logged radar
     modality: str = 'fused'
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    # Sensor geometry (offline): 'bag' = mounts from the bag's /tf_static and intrinsics from
+    # its CameraInfo where the layout names them, else the params file's mounts (`bags.rig`);
+    # 'params' = the params file's mounts and no CameraInfo; 'none' = the training rig, frames
+    # as they come (what the model saw before it knew about geometry).
+    geometry: str = 'bag'
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError('batch_size must be >= 1')
+        if self.geometry not in GEOMETRY_SOURCES:
+            raise ValueError(f'geometry must be one of {GEOMETRY_SOURCES}, got {self.geometry!r}')
         if self.radar_lead < 0 or self.reorder_window <= 0:
             raise ValueError('radar_lead must be >= 0 and reorder_window > 0')
 
@@ -242,6 +254,20 @@ def frames_from_rows(rows: list[dict[str, Any]], truth: dict[int, tuple[int, flo
 
 
 # -- offline evaluation -----------------------------------------------------------------------
+def replay_rig(path: str | Path, topics: BagTopics, configs: NodeConfigs,
+               cfg: ReplayConfig) -> tuple[SensorRig, str]:
+    """The rig a bag is replayed with (`ReplayConfig.geometry`) and a line saying whence."""
+    if cfg.geometry == 'none':
+        return SensorRig(), 'training rig (geometry ignored)'
+    if cfg.geometry == 'params':
+        return configs.fusion.rig(), 'params file mounts'
+    from mm_fusion_ros.bags.rig import bag_geometry
+
+    geometry = bag_geometry(path, topics, configs.fusion.rig(), configs.fusion.use_camera_info,
+                            cfg.max_message_bytes)
+    return geometry.rig, geometry.describe()
+
+
 class _Model:
     """One checkpoint's radar history, queued frames and decision_node state."""
 
@@ -273,8 +299,13 @@ def evaluate_bag_offline(
     configs = configs or node_configs(topics)
     from mm_fusion_ros.evaluation.replay_report import ThumbnailSampler  # it imports replay
 
+    # The rig goes to both nodes, as a vehicle's parameters would: fusion_node's front end
+    # (radar into the model frame, camera into the training view) and decision_node's radar.
+    rig, geometry = replay_rig(path, topics, configs, cfg)
     models = [_Model(predictor, configs)] + ([_Model(compare, configs)] if compare else [])
-    to_canonical = load_preset(configs.pipeline.radar_preset).converter()
+    for m in models:
+        m.pipeline.front.set_rig(rig)
+    to_canonical = RadarToModel(configs.pipeline.radar_preset, rig.radar_mount)
     slop_ns = round(configs.pipeline.sync_slop * NS)
     counts = {'camera_frames': 0, 'radar_frames': 0, 'radar_rejected': 0,
               'image_rejected': 0, 'odometry_rejected': 0, 'degraded': 0, 'fallback': 0}
@@ -379,8 +410,8 @@ def evaluate_bag_offline(
             elif ev.kind == 'camera':
                 counts['camera_frames'] += 1
                 start = time.perf_counter()
-                try:
-                    rgb = image_to_rgb(ev.msg)
+                try:  # decode, then the training camera's view (a size mismatch is rejected)
+                    rgb = models[0].pipeline.camera_view(image_to_rgb(ev.msg))
                 except SensorDecodeError as exc:
                     reject('image', exc)
                     fallback = models[0].pipeline.fallback(
@@ -409,6 +440,7 @@ def evaluate_bag_offline(
                     flush()
         flush()
         counts['rejected_messages'] = bag.stats.rejected_count
+    info = {**info, 'geometry': geometry}
     frames = frames_from_rows(rows, truth, bag_index)
     return BagResult(str(path), topics.name, 'offline', camera_duration_s(frames['stamp_ns']),
                      frames, counts, info, {k: v for k, v in rejects.items() if v},
@@ -479,9 +511,10 @@ def run_offline_job(job: OfflineJob) -> BagResult:
 
 
 __all__ = [
-    'FRAME_FIELDS', 'NO_ACTION', 'OFFLINE_THREADS', 'BagResult', 'DecisionNodeLogic',
+    'FRAME_FIELDS', 'GEOMETRY_SOURCES', 'NO_ACTION', 'OFFLINE_THREADS', 'BagResult',
+    'DecisionNodeLogic',
     'NodeConfigs', 'OfflineJob', 'ReplayConfig', 'bag_settings', 'camera_duration_s',
     'empty_frames', 'evaluate_bag_offline',
     'frames_from_rows', 'load_predictor', 'merge_results', 'node_configs',
-    'run_offline_job', 'truth_of',
+    'replay_rig', 'run_offline_job', 'truth_of',
 ]

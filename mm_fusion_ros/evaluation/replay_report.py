@@ -29,6 +29,8 @@ from mm_fusion_ros.evaluation.metrics import (
     plot_confusion_matrix,
     reason_labels,
 )
+from mm_fusion_ros.evaluation.recorded_driver import markdown_lines as recorded_driver_lines
+from mm_fusion_ros.evaluation.recorded_driver import recorded_driver_metrics
 from mm_fusion_ros.evaluation.replay import NO_ACTION
 
 BRAKE_ACTIONS = (int(Action.STOP), int(Action.EMERGENCY_BRAKE))
@@ -294,6 +296,9 @@ def compute_metrics(frames: dict[str, np.ndarray], duration_s: float) -> dict[st
         'robustness': robustness(frames),
         'model_vs_final': model_vs_final(frames),
     }
+    driver = recorded_driver_metrics(frames) if not (truth >= 0).any() else None
+    if driver:
+        out['recorded_driver'] = driver
     labelled = decided & (truth >= 0)
     if labelled.any():
         report = classification_report(truth[labelled], action[labelled])
@@ -482,6 +487,10 @@ def markdown_summary(metrics: dict[str, Any], bags: list[dict[str, Any]], title:
                 lines += ['', f'Confusion, {name} (rows: expert, columns: {name}):', '']
                 lines += _md_table(['expert \\ ' + name] + list(ACTION_LABELS),
                                    _confusion_rows(gt[key]))
+    elif metrics.get('recorded_driver'):
+        lines += ['- no ground-truth decision topic: the decisions are scored against the'
+                  ' recorded driver', '']
+        lines += recorded_driver_lines(metrics['recorded_driver'])
     else:
         lines.append('- no ground-truth decision topic: accuracy figures omitted')
     if mvf:
@@ -832,6 +841,21 @@ def index_html(out: Path, metrics: dict[str, Any], frames: dict[str, np.ndarray]
         parts.append('<h3>Per class</h3>' + _html_table(
             ['class', 'expert frames', 'model recall', 'model F1', 'final precision',
              'final recall', 'final F1'], per_class, {1, 2, 3, 4, 5, 6}))
+    elif metrics.get('recorded_driver'):
+        rd = metrics['recorded_driver']
+        onset = rd['brake_onset']
+        parts.append('<p class="note"><b>Not ground truth.</b> The bags have no decision topic;'
+                     f' the figures below are {html.escape(rd["meaning"])}.</p>')
+        parts.append(_html_table(
+            ['vs recorded driver', 'value'],
+            [['frames', rd['frames']], ['macro-F1 (final)', rd['macro_f1']],
+             ['macro-F1 (model)', rd.get('model_macro_f1')], ['accuracy', rd['accuracy']],
+             ['acceleration MAE [m/s²]', rd['accel_mae']],
+             ['brake onsets driver / matched / missed',
+              f"{onset['driver_onsets']} / {onset['matched']} / {onset['missed']}"],
+             ['brake-onset error median [s]', onset['median_s']],
+             ['brake-onset error mean abs [s]', onset['mean_abs_s']]], {1}))
+        parts.append(_confusion_html(rd['confusion'], 'Final vs recorded driver'))
     else:
         parts.append('<p class="note">The bags have no ground-truth decision topic: accuracy '
                      'figures are omitted.</p>')

@@ -47,7 +47,15 @@ def _listing(available: dict[str, str]) -> str:
 
 
 def read_label_inputs(path: str | Path, topics: BagTopics | str | None = None) -> LabelInputs:
-    """Odometry, radar frames and camera stamps of a bag (raises MissingOdometryError)."""
+    """Odometry, radar frames and camera stamps of a bag (raises MissingOdometryError).
+
+    Radar points are taken into the model radar frame (the training rig's bumper mount, which
+    the gap rules assume) through the bag's geometry (`bags.rig.bag_geometry`: its
+    /tf_static where the layout names one, else the training rig's mount).
+    """
+    from mm_fusion_ros.bags.rig import bag_geometry
+    from mm_fusion_ros.sensors.front_end import RadarToModel
+
     with open_bag(path, topics) as bag:
         odo_topic = bag.topics.odometry_topic
         if not odo_topic or odo_topic not in bag.available:
@@ -57,7 +65,12 @@ def read_label_inputs(path: str | Path, topics: BagTopics | str | None = None) -
             raise MissingOdometryError(
                 f'bag {str(path)!r}: cannot derive labels: {what}; the bag has:'
                 f' {_listing(bag.available)}')
-        convert = load_preset(bag.topics.radar_preset).converter()
+        layout = bag.topics
+        if layout.odometry_topic in bag.available:
+            mount = bag_geometry(path, layout, use_camera_info=False).rig.radar_mount
+            convert = RadarToModel(layout.radar_preset, mount)
+        else:
+            convert = load_preset(layout.radar_preset).converter()
         odo: list[tuple[int, float, float, float]] = []
         radar: list[tuple[int, np.ndarray]] = []
         cams: list[int] = []

@@ -7,6 +7,7 @@ generators seeded by the scenario, so an episode is reproducible and switching a
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+import math
 
 import numpy as np
 
@@ -33,6 +34,9 @@ class SimOptions:
     render_radar: bool = True
     stop_on_collision: bool = True
     radar_jitter: float = 0.001  # [s] per-frame jitter on top of the episode's radar offset
+    # [Hz] radar frame rate; 0: one radar frame per camera frame (the training rig). Otherwise
+    # a camera period holds the radar tick that falls into it (if any), stamped at the tick.
+    radar_rate: float = 0.0
     camera: CameraConfig = field(default_factory=CameraConfig)
     radar: RadarConfig = field(default_factory=RadarConfig)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
@@ -142,7 +146,13 @@ class Simulator:
             2.0 * self._radar_rng.random() - 1.0
         )
         radar = None
-        if opt.render_radar:
+        render_radar = opt.render_radar
+        if render_radar and opt.radar_rate > 0:
+            period = 1.0 / opt.radar_rate
+            tick = math.ceil((stamp - 0.5 * cfg.dt) / period - 1e-9) * period
+            render_radar = tick < stamp + 0.5 * cfg.dt - 1e-9
+            radar_stamp += tick - stamp
+        if render_radar:
             radar = self.radar.detect(self._world, self._ego, self._radar_rng, cfg.condition,
                                       time_offset=radar_stamp - stamp, ego_vy=self._ego_vy)
         light = self._world.light

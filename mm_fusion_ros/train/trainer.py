@@ -67,6 +67,10 @@ def _init_model(path: str, overrides: dict[str, Any]) -> FusionModel:
     of a model that gained fovea rows: the view's tokens come first). New tensors keep their
     fresh initialisation.
     """
+    if path == 'shipped':  # the checkpoint in the package (fine-tuning on one's own rig)
+        from mm_fusion_ros.paths import resolve_checkpoint
+
+        path = str(resolve_checkpoint(None))
     model, _ = load_checkpoint(path)
     if not overrides:
         return model
