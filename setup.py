@@ -50,6 +50,7 @@ setup(
             'fusion_node = mm_fusion_ros.ros.fusion_node:main',
             'decision_node = mm_fusion_ros.ros.decision_node:main',
             'sim_node = mm_fusion_ros.ros.sim_node:main',
+            'view_node = mm_fusion_ros.ros.view_node:main',
         ],
     },
 )

@@ -23,6 +23,7 @@ RADAR_POINTS = 'sensors/radar/points'
 RAW_DECISION = 'fusion/decision_raw'
 DECISION = 'decision'
 ACCEL_COMMAND = 'decision/accel_cmd'
+ACKERMANN_COMMAND = 'decision/ackermann_cmd'  # ackermann_msgs/AckermannDriveStamped
 GROUND_TRUTH_DECISION = 'sim/ground_truth/decision'
 EGO_ODOMETRY = 'odom'  # nav_msgs/Odometry, the vehicle stack's usual name
 FUSION_MARKERS = 'fusion/markers'
@@ -64,6 +65,8 @@ DECISION_NODE = NodeSpec(
         ('~/input/radar', RADAR_POINTS),
         ('~/output/decision', DECISION),
         ('~/output/accel_cmd', ACCEL_COMMAND),
+        ('~/input/odom', EGO_ODOMETRY),  # read only with ackermann_output
+        ('~/output/ackermann_cmd', ACKERMANN_COMMAND),
     ),
     managed=True,
 )

@@ -1,6 +1,16 @@
-"""The distro path: colcon builds both packages and installs the console scripts for `ros2 run`."""
+"""The distro path: colcon builds both packages and installs the console scripts for `ros2 run`.
 
+What the README claims of a workspace is checked on what colcon produced: every console
+script of setup.py lands in lib/mm_fusion_ros (where `ros2 run mm_fusion_ros <name>` looks,
+through the ament prefix the setup script exports), runs from there, and is *not* on PATH
+after sourcing (so the CLI is `ros2 run mm_fusion_ros mm-fusion ...`). colcon from PyPI has
+no bash extension here, so the POSIX `setup.sh` stands in for the distro's `setup.bash`; both
+come from the same colcon shell templates and export the same variables.
+"""
+
+import ast
 import importlib.util
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -28,8 +38,11 @@ def test_colcon_builds_both_packages(tmp_path):
     assert (
         install / 'mm_fusion_msgs/lib/python3.11/site-packages/mm_fusion_msgs'
     ).is_dir() or any((install / 'mm_fusion_msgs').rglob('_driving_decision.py'))
-    scripts = {p.name for p in (install / 'mm_fusion_ros/lib/mm_fusion_ros').iterdir()}
-    assert 'mm-fusion' in scripts
+    lib = install / 'mm_fusion_ros/lib/mm_fusion_ros'
+    scripts = {p.name for p in lib.iterdir()}
+    assert _console_scripts() <= scripts, scripts
+    assert {'mm-fusion', 'fusion_node', 'decision_node', 'sim_node', 'view_node'} <= scripts
+    _check_setup_script(install, lib)
     share = install / 'mm_fusion_ros/share/mm_fusion_ros'
     assert (share / 'package.xml').is_file()
     # share/ holds what the installed package reads (launch files, node parameters, radar
@@ -41,3 +54,32 @@ def test_colcon_builds_both_packages(tmp_path):
     assert (
         install / 'mm_fusion_ros/share/ament_index/resource_index/packages/mm_fusion_ros'
     ).is_file()
+
+
+def _console_scripts() -> set[str]:
+    tree = ast.parse((REPO / 'setup.py').read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == 'console_scripts':
+                    return {ast.literal_eval(v).split('=')[0].strip() for v in value.elts}
+    raise AssertionError('setup.py has no console_scripts')
+
+
+def _check_setup_script(install: Path, lib: Path) -> None:
+    """Sourcing the workspace: the ament prefix is set, the CLI is reached through ros2 run."""
+    setup = install / 'setup.sh'
+    assert setup.is_file(), sorted(p.name for p in install.iterdir())
+    env = {'PATH': '/usr/bin:/bin', 'HOME': os.environ.get('HOME', '/tmp')}
+    shell = subprocess.run(
+        ['sh', '-c', f'. "{setup}" && echo "$AMENT_PREFIX_PATH" && '
+                     '(command -v mm-fusion || echo "not on PATH")'],
+        capture_output=True, text=True, timeout=60, env=env)
+    assert shell.returncode == 0, shell.stderr
+    prefixes, on_path = shell.stdout.strip().splitlines()[-2:]
+    assert str(install / 'mm_fusion_ros') in prefixes.split(os.pathsep)
+    assert on_path == 'not on PATH'  # the README: `ros2 run mm_fusion_ros mm-fusion ...`
+    # what `ros2 run mm_fusion_ros mm-fusion --help` executes: <prefix>/lib/<package>/<name>
+    run = subprocess.run([str(lib / 'mm-fusion'), '--help'], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and 'eval' in run.stdout, run.stderr[-2000:]

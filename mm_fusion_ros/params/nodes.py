@@ -13,6 +13,7 @@ from mm_fusion_ros.pipeline import PipelineConfig
 from mm_fusion_ros.safety import SafetyConfig
 from mm_fusion_ros.sensors.extrinsics import Extrinsic
 from mm_fusion_ros.sensors.front_end import SensorRig
+from mm_fusion_ros.sensors.radar_merge import RadarSource, check_topics, radar_sources
 from mm_fusion_ros.sensors.radar_preprocess import RadarPreprocessConfig
 from mm_fusion_ros.sensors.radar_presets import load_preset
 from mm_fusion_ros.sim.camera import CameraConfig
@@ -64,6 +65,27 @@ RADAR_MOUNT = param(RadarConfig().mount.values, 'Radar frame in the vehicle fram
 CAMERA_MOUNT = param(CameraConfig().mount.values, 'Camera body frame (x forward) in the vehicle '
                      "frame: x, y, z [m], roll, pitch, yaw [rad] (default: the simulator's).",
                      check=_check_mount, shared=True)
+RADAR_TYPE = param('pointcloud2', 'Radar message type: sensor_msgs/PointCloud2 (read through '
+                   'radar_preset) or radar_msgs/RadarScan (needs radar_msgs: a ROS distro).',
+                   choices=('pointcloud2', 'radar_scan'), shared=True)
+
+
+RADAR_TOPICS = param(['~/input/radar'], 'Radar topics; several are merged in the vehicle frame '
+                     "into one history at the first one's rate (docs/integration.md).",
+                     check=check_topics, shared=True)
+RADAR_MOUNTS = param(RadarConfig().mount.values, 'With several radar_topics: the mount of '
+                     'each, 6 numbers per topic in order (x, y, z [m], roll, pitch, yaw [rad]); '
+                     'one topic: radar_mount.', shared=True)
+
+
+def _check_sign(value: int) -> None:
+    if value not in (-1, 1):
+        raise ValueError('1 or -1')
+
+
+DOPPLER_SIGN = param(1, 'radar_scan: 1 when doppler_velocity is positive receding (the range '
+                     'rate), -1 when positive approaching.', choices_doc='1 | -1',
+                     check=_check_sign, shared=True)
 # Parameters that more than one node declares are one field object each: one default.
 CAMERA_FRAME_ID = param('camera', 'Frame of the camera messages.')
 RADAR_FRAME_ID = param('radar', 'Frame of the radar messages.')
@@ -104,6 +126,17 @@ class FusionNodeParams:
     camera_mount: list = CAMERA_MOUNT
     use_camera_info: bool = param(True, "Resample camera frames into the training camera's view "
                                   'from their CameraInfo; false: frames as they come.')
+    radar_type: str = RADAR_TYPE
+    radar_topics: list = RADAR_TOPICS
+    radar_mounts: list = RADAR_MOUNTS
+    radar_doppler_sign: int = DOPPLER_SIGN
+
+    def __post_init__(self) -> None:
+        self.radars()
+
+    def radars(self) -> list[RadarSource]:
+        """Each radar input with its mount (radar_topics, radar_mounts, radar_mount)."""
+        return radar_sources(self.radar_topics, self.radar_mounts, self.radar_mount)
 
     def rig(self) -> SensorRig:
         return SensorRig(Extrinsic.from_values(self.radar_mount),
@@ -134,6 +167,25 @@ class DecisionNodeParams(SafetyConfig):
                                       high=60.0)
     frame_id: str = param('base_link', 'Frame of the decision and the command.',
                           read_only=False)
+    radar_type: str = RADAR_TYPE
+    radar_topics: list = RADAR_TOPICS
+    radar_mounts: list = RADAR_MOUNTS
+    radar_doppler_sign: int = DOPPLER_SIGN
+    ackermann_output: bool = param(False, 'Also publish ackermann_msgs/AckermannDriveStamped on '
+                                   'decision/ackermann_cmd (needs ackermann_msgs: a ROS distro; '
+                                   'configure fails without it).')
+    ackermann_horizon: float = param(1.0, 'Ackermann speed target: ego speed + target '
+                                     'acceleration times this, so the controller keeps '
+                                     'accelerating at the target between decisions.',
+                                     unit='[s]', low=0.05, high=10.0, read_only=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.radars()
+
+    def radars(self) -> list[RadarSource]:
+        """Each radar input with its mount (radar_topics, radar_mounts, radar_mount)."""
+        return radar_sources(self.radar_topics, self.radar_mounts, self.radar_mount)
 
     def safety_config(self) -> SafetyConfig:
         values = {f.name: getattr(self, f.name) for f in fields(SafetyConfig)}

@@ -9,27 +9,32 @@ silent, and a graph that has not started yet does not flood the stack.
 A managed node: configure builds the safety layer and the topics, activate starts publishing.
 """
 
+import functools
+import math
+
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import AccelStamped
+from nav_msgs.msg import Odometry
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import PointCloud2
 
 from mm_fusion_ros.decision import Decision, DecisionSource
 from mm_fusion_ros.params.nodes import DecisionNodeParams
-from mm_fusion_ros.ros import diagnostics
+from mm_fusion_ros.ros import ackermann, diagnostics
 from mm_fusion_ros.ros.lifecycle import node_main
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg, msg_to_decision
 from mm_fusion_ros.ros.params import declare_parameters, on_parameters_set
+from mm_fusion_ros.ros.radar_inputs import radar_converters, radar_merger, radar_message_type
 from mm_fusion_ros.ros.time import stamp_from_ns
 from mm_fusion_ros.safety import DecisionLogic
-from mm_fusion_ros.sensors.extrinsics import Extrinsic
-from mm_fusion_ros.sensors.front_end import RadarToModel
-from mm_fusion_ros.sensors.pointcloud import PointCloudDecodeError
+from mm_fusion_ros.sensors.errors import SensorDecodeError
+from mm_fusion_ros.sensors.odometry import forward_speed
 from mm_fusion_ros.sensors.radar_presets import RadarPresetError
+from mm_fusion_ros.sensors.sync import msg_stamp_ns
 
 NS = 1_000_000_000
+ODOMETRY_MAX_AGE_NS = NS // 2  # older odometry: the Ackermann speed target is 0 (stop)
 
 
 class DecisionNode(LifecycleNode):
@@ -57,8 +62,10 @@ class DecisionNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self._params
         try:
-            self._radar_to_canonical = RadarToModel(p.radar_preset,
-                                                    Extrinsic.from_values(p.radar_mount))
+            radar_type = radar_message_type(p.radar_type)
+            self._radar_convert = radar_converters(p)
+            self._radar_merger = radar_merger(p)
+            ackermann_type = ackermann.message_type() if p.ackermann_output else None
             self._logic = DecisionLogic(p.safety_config())
         except (RadarPresetError, ValueError) as exc:
             self.configure_error = str(exc)
@@ -71,15 +78,24 @@ class DecisionNode(LifecycleNode):
             DrivingDecision, '~/output/decision', 10)
         self._accel_pub = self.create_lifecycle_publisher(AccelStamped, '~/output/accel_cmd', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        qos = dict(qos_overriding_options=QoSOverridingOptions.with_default_policies())
         self._entities = [
             self._decision_pub, self._accel_pub, self._diag_pub,
             self.create_subscription(DrivingDecision, '~/input/decision', self._on_decision, 10),
-            self.create_subscription(
-                PointCloud2, '~/input/radar', self._on_radar, qos_profile_sensor_data,
-                qos_overriding_options=QoSOverridingOptions.with_default_policies()),
+            *(self.create_subscription(radar_type, topic, functools.partial(self._on_radar,
+                                                                            index=i),
+                                       qos_profile_sensor_data, **qos)
+              for i, topic in enumerate(p.radar_topics)),
             self.create_timer(1.0 / p.watchdog_rate, self._on_watchdog),
             self.create_timer(p.diagnostics_period, self._publish_diagnostics),
         ]
+        self._ackermann_pub = None
+        self._ego_speed: tuple[int, float] | None = None  # (receipt time [ns], speed [m/s])
+        if ackermann_type is not None:
+            self._ackermann_pub = self.create_lifecycle_publisher(
+                ackermann_type, '~/output/ackermann_cmd', 10)
+            self._entities += [self._ackermann_pub, self.create_subscription(
+                Odometry, '~/input/odom', self._on_odometry, qos_profile_sensor_data, **qos)]
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -118,21 +134,26 @@ class DecisionNode(LifecycleNode):
                 'clock jumped backwards (bag loop or sim reset): clearing safety history'
             )
             self._logic.reset()
+            self._radar_merger.reset()
             self._last_fallback_ns = None
         self._last_now_ns = now
         return now
 
-    def _on_radar(self, msg: PointCloud2) -> None:
+    def _on_radar(self, msg, index: int = 0) -> None:
+        """A frame of radar `index`; the radars merge into frames at radar 0's rate."""
         if not self._active:
             return
         now = self._now_ns()
         try:
-            points = self._radar_to_canonical(msg)
-        except (PointCloudDecodeError, ValueError) as exc:
+            points = self._radar_convert[index](msg)
+            merged = self._radar_merger.push(index, msg_stamp_ns(msg), points)
+        except (SensorDecodeError, ValueError) as exc:
             self._counts['radar_rejected'] += 1
-            self.get_logger().warning(f'rejected radar cloud: {exc}', throttle_duration_sec=1.0)
+            self.get_logger().warning(f'rejected radar frame: {exc}', throttle_duration_sec=1.0)
             return
-        decision = self._logic.on_radar(now, points)
+        if merged is None:
+            return  # joins the next frame of the first radar
+        decision = self._logic.on_radar(now, merged[1])
         if decision is not None:
             self._publish(decision)
 
@@ -180,6 +201,25 @@ class DecisionNode(LifecycleNode):
         cmd.header.frame_id = frame_id
         cmd.accel.linear.x = float(decision.target_acceleration)
         self._accel_pub.publish(cmd)
+        if self._ackermann_pub is not None:
+            self._ackermann_pub.publish(ackermann.to_msg(ackermann.ackermann_command(
+                decision, self._fresh_ego_speed(), self._params.ackermann_horizon,
+                self._params.max_jerk), frame_id))
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        """Ego speed for the Ackermann speed target (only with ackermann_output)."""
+        try:
+            speed = forward_speed(msg)
+        except SensorDecodeError:
+            return
+        self._ego_speed = (self.get_clock().now().nanoseconds, speed)
+
+    def _fresh_ego_speed(self) -> float | None:
+        if self._ego_speed is None:
+            return None
+        received, speed = self._ego_speed
+        fresh = self.get_clock().now().nanoseconds - received <= ODOMETRY_MAX_AGE_NS
+        return speed if fresh and math.isfinite(speed) else None
 
     # -- diagnostics --------------------------------------------------------------------------
     def readiness(self) -> tuple[int, str]:

@@ -7,6 +7,7 @@ reported): the model always works on the freshest frame the sensors have given.
 
 from collections import Counter, deque
 import copy
+import functools
 import math
 import threading
 import time
@@ -17,7 +18,7 @@ import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from mm_fusion_ros.model.checkpoint import CheckpointError
@@ -30,11 +31,13 @@ from mm_fusion_ros.ros.lifecycle import node_main
 from mm_fusion_ros.ros.markers import decision_markers
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg
 from mm_fusion_ros.ros.params import declare_parameters, on_parameters_set
+from mm_fusion_ros.ros.radar_inputs import radar_converters, radar_merger, radar_message_type
 from mm_fusion_ros.sensors.camera_geometry import PinholeCamera
 from mm_fusion_ros.sensors.errors import SensorDecodeError, reason_of
 from mm_fusion_ros.sensors.front_end import MODEL_RADAR_MOUNT
 from mm_fusion_ros.sensors.image import image_to_rgb
 from mm_fusion_ros.sensors.odometry import forward_speed
+from mm_fusion_ros.sensors.radar_preprocess import preprocess_radar
 from mm_fusion_ros.sensors.radar_presets import RadarPresetError
 from mm_fusion_ros.sensors.sync import msg_stamp_ns
 from mm_fusion_ros.stats import LatencyStats, RateMeter
@@ -106,6 +109,9 @@ class FusionNode(LifecycleNode):
                 path, device=p.device, num_threads=p.num_threads)
             self._predictor.warmup()  # first-call costs (ONNX export, kernels) before frames
             self._pipeline = FusionPipeline(self._predictor, p.pipeline_config())
+            radar_type = radar_message_type(p.radar_type)
+            self._radar_convert = radar_converters(p)
+            self._radar_merger = radar_merger(p)
         except (CheckpointError, RadarPresetError, ValueError) as exc:
             self.configure_error = str(exc)
             self.get_logger().error(f'configure failed: {exc}')
@@ -116,7 +122,8 @@ class FusionNode(LifecycleNode):
                 f'device {p.device!r} unavailable, running on {self._predictor.device}')
         self.get_logger().info(
             f'model {path} on {self._predictor.device} ({self._predictor.backend}); '
-            f'radar preset {p.radar_preset!r}; camera {p.camera_transport}')
+            f'radar {p.radar_type} {p.radar_topics} (preset {p.radar_preset!r}); '
+            f'camera {p.camera_transport}')
         self._reset_stats()
         self._decision_pub = self.create_lifecycle_publisher(
             DrivingDecision, '~/output/decision', 10)
@@ -127,8 +134,10 @@ class FusionNode(LifecycleNode):
         # same wait, rclpy's wait-set executors run callbacks in creation order, so the radar
         # frame is buffered before the camera frame reaches the worker (the events executor
         # dispatches in arrival order, where the radar frame published first is first).
-        radar_sub = self.create_subscription(
-            PointCloud2, '~/input/radar', self._on_radar, qos_profile_sensor_data, **qos)
+        radar_subs = [
+            self.create_subscription(radar_type, topic, functools.partial(self._on_radar, index=i),
+                                     qos_profile_sensor_data, **qos)
+            for i, topic in enumerate(p.radar_topics)]
         # Odometry is small and may come in bursts (a bag player runs it ahead of the camera
         # frames it holds back for sync): a deeper queue than the sensor default of 5 keeps
         # the burst (measured: the first 5 of 61 readings were lost with depth 5).
@@ -146,7 +155,7 @@ class FusionNode(LifecycleNode):
                 CameraInfo, '~/input/camera_info', self._on_camera_info,
                 qos_profile_sensor_data, **qos))
         timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
-        self._entities = [self._decision_pub, self._marker_pub, self._diag_pub, radar_sub,
+        self._entities = [self._decision_pub, self._marker_pub, self._diag_pub, *radar_subs,
                           odom_sub, image_sub, timer, *entities]
         return TransitionCallbackReturn.SUCCESS
 
@@ -210,18 +219,25 @@ class FusionNode(LifecycleNode):
             self._jobs.append((stamp, rgb, previous, arrival))
             self._lock.notify_all()
 
-    def _on_radar(self, msg: PointCloud2) -> None:
+    def _on_radar(self, msg, index: int = 0) -> None:
+        """A frame of radar `index` (PointCloud2 or RadarScan); radars merge at radar 0's rate."""
         if self._stop:
             return
-        self._radar_rate.tick(time.perf_counter())
+        if index == 0:
+            self._radar_rate.tick(time.perf_counter())
         self._counts['radar_frames'] += 1
         try:
-            points = self._pipeline.radar_points(msg)
-        except (SensorDecodeError, RadarPresetError) as exc:
+            points = self._radar_convert[index](msg)
+            merged = self._radar_merger.push(index, msg_stamp_ns(msg), points)
+            if merged is None:
+                return  # joins the next frame of the first radar
+            stamp, points = merged
+            points = preprocess_radar(points, self._pipeline.front.config.preprocess)
+        except (SensorDecodeError, RadarPresetError, ValueError) as exc:
             self._reject('radar', exc)
             return
         with self._lock:
-            self._pipeline.add_radar(msg_stamp_ns(msg), points)
+            self._pipeline.add_radar(stamp, points)
             self._last_radar_points = points
             self._lock.notify_all()
 
@@ -261,6 +277,7 @@ class FusionNode(LifecycleNode):
         self._counts['clock_resets'] += 1
         with self._lock:
             self._pipeline.reset()
+            self._radar_merger.reset()
             self._jobs.clear()
 
     # -- worker: sync, model, publish ---------------------------------------------------------

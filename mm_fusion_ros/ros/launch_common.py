@@ -37,6 +37,8 @@ ARGUMENTS = (
     ('namespace', '', 'Namespace for all nodes and topics.'),
     ('use_sim_time', 'false', 'Use /clock (simulation and bag replay).'),
     ('autostart', 'true', 'Configure and activate the managed nodes once they start.'),
+    ('view', 'false', 'Also start view_node: the live view (Rerun, needs rerun-sdk) at the '
+     "address and port of the params file's view_node block (default 127.0.0.1:9090)."),
 )
 # Launch arguments that set node parameters; graph.node_overrides routes each to the nodes
 # whose parameter spec declares it. Empty means: keep the params file's value.
@@ -68,6 +70,14 @@ def _nodes(context: LaunchContext, graph_name: str) -> list[Action]:
         actions.append(node)
         if spec.managed and autostart:
             actions += _autostart(node)
+    if arg('view').lower() == 'true':
+        from mm_fusion_ros.ros.view_node import VIEW_NODE
+
+        actions.append(Node(
+            package=PACKAGE, executable=VIEW_NODE.executable, name=VIEW_NODE.name,
+            namespace=arg('namespace'),
+            parameters=[params_file, {'use_sim_time': arg('use_sim_time').lower() == 'true'}],
+            remappings=list(VIEW_NODE.remappings), output='screen'))
     return actions
 
 

@@ -26,12 +26,14 @@ from mm_fusion_ros.params.nodes import SimNodeParams
 from mm_fusion_ros.ros.images import rgb_image_msg
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg, msg_to_decision
 from mm_fusion_ros.ros.params import declare_parameters
+from mm_fusion_ros.ros.tf_static import broadcast, sensor_transforms
 from mm_fusion_ros.ros.time import stamp_from_ns
 from mm_fusion_ros.sensors.pointcloud import create_cloud
 from mm_fusion_ros.sensors.radar_presets import load_preset
 from mm_fusion_ros.sim.camera import CameraConfig, CameraModel
 from mm_fusion_ros.sim.conditions import CONDITIONS, Condition
 from mm_fusion_ros.sim.metrics import EpisodeMetrics
+from mm_fusion_ros.sim.radar import RadarConfig
 from mm_fusion_ros.sim.scenarios import ScenarioConfig, ScenarioType, scenario_mix
 from mm_fusion_ros.sim.simulator import SimFrame, Simulator
 
@@ -97,6 +99,15 @@ class SimNode(Node):
         )
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(DrivingDecision, '~/input/decision', self._on_decision, 10)
+        # The sensor frames on /tf_static where tf2_ros is importable (a ROS distro), so RViz
+        # and Foxglove place radar, camera and markers in base_link.
+        self.transforms = sensor_transforms(
+            'base_link', self._camera_frame, self._camera.config.mount,
+            [(self._radar_frame, RadarConfig().mount)])
+        self._tf_broadcaster = broadcast(self, self.transforms)
+        if self._tf_broadcaster is None:
+            self.get_logger().info('tf2_ros is not importable: no /tf_static for the sensor '
+                                   'frames (a ROS distro provides it)')
 
         self.records: list[EpisodeRecord] = []
         self.finished = False

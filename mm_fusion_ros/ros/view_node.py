@@ -256,14 +256,20 @@ def attached_view(
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    """`view_node` on its own, next to a graph started elsewhere."""
+    """`view_node` on its own, next to a graph started elsewhere (`view:=true` in launch)."""
+    from mm_fusion_ros.errors import UserInputError
+
     rclpy.init(args=args)
     node = None
     try:
         node = ViewNode()
+        print(f'live view: {node.url}', flush=True)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except UserInputError as exc:  # rerun-sdk missing, a parameter refused
+        rclpy.logging.get_logger('view_node').fatal(f'cannot start: {exc}')
+        return 2
     finally:
         if node is not None:
             node.close()
