@@ -76,7 +76,7 @@ def test_robustness_and_model_vs_final_count_by_reason():
     frames = empty_frames(6)
     frames['model_action'][:] = [C, C, -1, S, C, F]
     frames['action'][:] = [C, S, S, EB, -1, F]
-    frames['source'][:] = [0, 0, 2, 1, -1, 2]
+    frames['source'][:] = [0, 3, 2, 1, -1, 2]
     frames['degraded'][:] = [0, 0, 1, 1, -1, 1]
     frames['reason'][:] = [0, 0, reason_mask('camera frame rejected: x'),
                            reason_mask('no odometry (ego speed unknown)'), -1,
@@ -96,6 +96,27 @@ def test_robustness_and_model_vs_final_count_by_reason():
         ('held by the safety layer (min_dwell)', 'cruise -> stop'),
         ('safety override (radar time-to-collision)', 'stop -> emergency_brake')}
     assert int(DecisionSource.FALLBACK) == 2
+    # a difference published under the model's own name is never passed off as a hold
+    frames['source'][1] = int(DecisionSource.MODEL)
+    frames['model_action'][5], frames['source'][5] = C, int(DecisionSource.RADAR_OUT_CAUTION)
+    whys = {d['why'] for d in compute_metrics(frames, 1.0)['model_vs_final']['differences']}
+    assert {'unaccounted (source 0)', 'radar-out caution (radar briefly missing)'} <= whys
+
+
+def test_phantom_brakes_are_final_brakes_neither_model_nor_truth_calls():
+    from mm_fusion_ros.evaluation.metrics import phantom_brake_frames
+
+    frames = empty_frames(6)
+    frames['truth_action'][:] = [C, C, EB, C, S, C]
+    frames['model_action'][:] = [C, C, C, S, C, EB]
+    frames['action'][:] = [EB, S, EB, EB, S, EB]
+    frames['source'][:] = [1, 2, 1, 1, 3, 0]
+    gt = compute_metrics(frames, 1.0)['ground_truth']
+    # phantom EB: frames 0 and 3 (a model STOP made an EB counts too); phantom STOP: frame 1;
+    # not phantom: 2 (truth EB), 4 (truth STOP), 5 (the model's own EB)
+    assert (gt['phantom_emergency_brake_frames'], gt['phantom_stop_frames']) == (2, 1)
+    assert phantom_brake_frames(frames['action'], frames['model_action'],
+                                frames['truth_action']) == (2, 1)
 
 
 def test_online_frames_report_degraded_as_not_recorded():

@@ -199,3 +199,30 @@ def test_cache_takes_bags_without_a_label_topic(foreign, tmp_path):
 
     with pytest.raises(BagLayoutError, match='ground_truth'):
         build_cache_from_bags([foreign / 'bag1'], tmp_path / 'c2', topics, labels='topic')
+
+
+def test_single_difference_rigs_change_one_thing_each():
+    """`foreign-*` rigs: the training rig with one of the foreign rig's differences each."""
+    from dataclasses import fields
+
+    from mm_fusion_ros.sim.rig import RIGS, TRAINING_RIG
+
+    groups = {'camera': {'camera_width', 'camera_height', 'camera_hfov', 'camera_mount'},
+              'radar-mount': {'radar_mount'}, 'radar-rate': {'radar_rate'},
+              'radar-layout': {'radar_preset'}}
+    rgb = np.random.default_rng(0).integers(0, 255, (128, 256, 3), np.uint8)
+    points = np.array([[20.0, 1.0, 0.0, -3.0, 5.0]], np.float32)
+    for part, names in groups.items():
+        rig = RIGS[f'foreign-{part}']
+        changed = {f.name for f in fields(rig)
+                   if getattr(rig, f.name) != getattr(TRAINING_RIG, f.name)} - {'name'}
+        assert changed == names, (part, changed)
+        assert not rig.is_training  # recorded without a decision topic, hidden labels
+        sensors = RigSensors(rig)
+        if part == 'camera':  # drawn by a wider level camera, resampled into the rig's
+            render = rig.render_camera()
+            out = sensors.image(np.zeros((render.height, render.width, 3), np.uint8))
+            assert out.shape == (rig.camera_height, rig.camera_width, 3)
+        else:
+            assert sensors.image(rgb) is rgb
+        assert (sensors.radar(points) is points) == (part != 'radar-mount')

@@ -23,8 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
     parser.add_argument('--compressed', action='store_true', help='JPEG CompressedImage')
     parser.add_argument('--duration', type=float, default=15.0, help='episode length [s]')
-    parser.add_argument('--rig', default='training', choices=('training', 'foreign'),
-                        help='sensor rig (foreign: no decision topic, hidden labels file)')
+    from mm_fusion_ros.sim.rig import RIGS
+
+    parser.add_argument('--rig', default='training', choices=tuple(RIGS),
+                        help='sensor rig (not training: no decision topic, hidden labels file;'
+                        " foreign-*: the training rig with one of the foreign rig's differences)")
     parser.add_argument(
         '--ray',
         nargs='?',

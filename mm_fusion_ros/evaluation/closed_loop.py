@@ -14,7 +14,7 @@ import numpy as np
 
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.decision import Decision, DecisionSource
-from mm_fusion_ros.evaluation.metrics import classification_report
+from mm_fusion_ros.evaluation.metrics import classification_report, phantom_brake_frames
 from mm_fusion_ros.pipeline import FusionPipeline, PipelineConfig
 from mm_fusion_ros.safety import SafetyConfig, SafetyLayer
 from mm_fusion_ros.sensors.radar_preprocess import preprocess_radar
@@ -186,9 +186,6 @@ def _json_value(v):
     return v
 
 
-_BRAKES = (int(Action.STOP), int(Action.EMERGENCY_BRAKE))
-
-
 def decision_report(outcomes: Sequence[EpisodeOutcome]) -> dict:
     """Where the published decision is not the model's, and what the safety layer cost.
 
@@ -210,10 +207,9 @@ def decision_report(outcomes: Sequence[EpisodeOutcome]) -> dict:
                                                          o.expert_actions))
         eb = int(Action.EMERGENCY_BRAKE)
         frames[o.condition] += len(final)
-        phantom_eb[o.condition] += int(np.sum((final == eb) & (model != eb) & (expert != eb)))
-        phantom_stop[o.condition] += int(np.sum((final == int(Action.STOP))
-                                                & ~np.isin(model, _BRAKES)
-                                                & ~np.isin(expert, _BRAKES)))
+        n_eb, n_stop = phantom_brake_frames(final, model, expert)
+        phantom_eb[o.condition] += n_eb
+        phantom_stop[o.condition] += n_stop
         for i in np.flatnonzero(final != model):
             differs[DecisionSource(o.sources[i]).label] += 1
         hits = np.flatnonzero(final == eb)

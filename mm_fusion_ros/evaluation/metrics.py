@@ -64,6 +64,23 @@ def count_reasons(masks: np.ndarray) -> dict[str, int]:
             if np.any(masks >> i & 1)}
 
 
+def phantom_brake_frames(final: np.ndarray, model: np.ndarray, truth: np.ndarray
+                         ) -> tuple[int, int]:
+    """(phantom emergency brakes, phantom stops) among frames with all three actions.
+
+    A phantom emergency brake is a final EMERGENCY_BRAKE that neither the model nor the truth
+    (expert, ground-truth topic) calls; a phantom stop a final STOP where neither calls STOP or
+    EMERGENCY_BRAKE: braking the safety layer added on its own.
+    """
+    from mm_fusion_ros.actions import Action
+
+    final, model, truth = (np.asarray(a) for a in (final, model, truth))
+    eb, brakes = int(Action.EMERGENCY_BRAKE), (int(Action.STOP), int(Action.EMERGENCY_BRAKE))
+    phantom_eb = (final == eb) & (model != eb) & (truth != eb)
+    phantom_stop = (final == int(Action.STOP)) & ~np.isin(model, brakes) & ~np.isin(truth, brakes)
+    return int(phantom_eb.sum()), int(phantom_stop.sum())
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """(C, C) int64 counts, rows = truth, columns = prediction."""
     y_true = np.asarray(y_true, np.int64)

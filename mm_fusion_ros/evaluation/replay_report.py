@@ -26,6 +26,7 @@ from mm_fusion_ros.evaluation.metrics import (
     REJECT_REASONS,
     classification_report,
     count_reasons,
+    phantom_brake_frames,
     plot_confusion_matrix,
     reason_labels,
 )
@@ -256,13 +257,19 @@ def robustness(frames: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
+_WHY = {
+    DecisionSource.SAFETY_OVERRIDE: 'safety override (radar time-to-collision)',
+    DecisionSource.DWELL_HOLD: 'held by the safety layer (min_dwell)',
+    DecisionSource.RADAR_OUT_CAUTION: 'radar-out caution (radar briefly missing)',
+}
+
+
 def _why_differs(source: int, mask: int) -> str:
-    if source == DecisionSource.SAFETY_OVERRIDE:
-        return 'safety override (radar time-to-collision)'
+    """The named category of a frame whose final action is not the model's (its source)."""
     if source == DecisionSource.FALLBACK:
         labels = reason_labels(mask)
         return 'fallback: ' + ', '.join(labels) if labels else 'fallback'
-    return 'held by the safety layer (min_dwell)'
+    return _WHY.get(source, f'unaccounted (source {source})')
 
 
 def model_vs_final(frames: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -335,6 +342,9 @@ def compute_metrics(frames: dict[str, np.ndarray], duration_s: float) -> dict[st
                 model_emergency_brake_recall=recall_of(model[raw], truth[raw],
                                                        int(Action.EMERGENCY_BRAKE)),
             )
+            phantom_eb, phantom_stop = phantom_brake_frames(action[raw], model[raw], truth[raw])
+            out['ground_truth'].update(phantom_emergency_brake_frames=phantom_eb,
+                                       phantom_stop_frames=phantom_stop)
     compare = frames['compare_action']
     both = decided & (compare >= 0)
     if both.any():
@@ -477,7 +487,12 @@ def markdown_summary(metrics: dict[str, Any], bags: list[dict[str, Any]], title:
              ['emergency-brake recall', gt.get('model_emergency_brake_recall'),
               gt['emergency_brake_recall']]])
         lines += ['', f"- false brakes (final): {gt['false_brake_events']} events, "
-                  f"{_fmt(gt['false_brake_per_hour'])} per hour", '',
+                  f"{_fmt(gt['false_brake_per_hour'])} per hour"]
+        if 'phantom_emergency_brake_frames' in gt:
+            lines.append(f"- braking the safety layer added (neither model nor truth brakes): "
+                         f"{gt['phantom_emergency_brake_frames']} emergency-brake and "
+                         f"{gt['phantom_stop_frames']} stop frames of {gt['model_frames']}")
+        lines += ['',
                   '| class | precision | recall | f1 | support |', '|---|---|---|---|---|']
         for label, c in gt['per_class'].items():
             lines.append(f"| {label} | {_fmt(c['precision'])} | {_fmt(c['recall'])} | "

@@ -58,9 +58,15 @@ class RigVariant:
     def is_training(self) -> bool:
         return self == RigVariant()
 
+    @property
+    def camera_is_training(self) -> bool:
+        """The training rig's camera (intrinsics and mount): frames need no resampling."""
+        base = RigVariant()
+        return (self.camera == base.camera and self.camera_mount == base.camera_mount)
+
     def render_camera(self) -> CameraConfig:
         """The level camera the scene is drawn with before it is turned into the rig's."""
-        if self.is_training:
+        if self.camera_is_training:
             return CameraConfig()
         cam = self.camera
         hfov = min(150.0, self.camera_hfov * self.render_margin)
@@ -89,6 +95,23 @@ class RigVariant:
         return f'{self.camera_frame}_optical_frame'
 
 
+def single_differences(rig: RigVariant) -> dict[str, RigVariant]:
+    """The training rig with one of `rig`'s differences each: which of them costs accuracy.
+
+    `<name>-camera` (resolution, field of view, mount, pitch), `<name>-radar-mount`,
+    `<name>-radar-rate`, `<name>-radar-layout` (the point layout, e.g. no rcs).
+    """
+    base = RigVariant()
+    return {f'{rig.name}-{part}': replace(base, name=f'{rig.name}-{part}', **changes)
+            for part, changes in (
+                ('camera', {'camera_width': rig.camera_width,
+                            'camera_height': rig.camera_height,
+                            'camera_hfov': rig.camera_hfov, 'camera_mount': rig.camera_mount}),
+                ('radar-mount', {'radar_mount': rig.radar_mount}),
+                ('radar-rate', {'radar_rate': rig.radar_rate}),
+                ('radar-layout', {'radar_preset': rig.radar_preset}))}
+
+
 TRAINING_RIG = RigVariant()
 FOREIGN_RIG = RigVariant(
     name='foreign', camera_width=640, camera_height=360, camera_hfov=75.0,
@@ -96,7 +119,7 @@ FOREIGN_RIG = RigVariant(
     radar_mount=Extrinsic(x=2.1, y=-0.35, z=0.45, yaw=math.radians(-4.0)),
     radar_rate=15.0, radar_preset='carla', camera_frame='front_camera',
     radar_frame='front_radar')
-RIGS = {'training': TRAINING_RIG, 'foreign': FOREIGN_RIG}
+RIGS = {'training': TRAINING_RIG, 'foreign': FOREIGN_RIG, **single_differences(FOREIGN_RIG)}
 
 
 class RigSensors:
@@ -105,20 +128,21 @@ class RigSensors:
     def __init__(self, rig: RigVariant) -> None:
         self.rig = rig
         self.identity = rig.is_training
-        if self.identity:
-            return
-        render = PinholeCamera.from_config(rig.render_camera())
-        target = PinholeCamera.from_config(rig.camera)
-        # The render camera is level: relative to the rig camera it is turned by R_rig^T.
-        self._view = CanonicalView(render, target, rig.camera_mount.rotation.T)
+        self._view = None
+        if not rig.camera_is_training:
+            render = PinholeCamera.from_config(rig.render_camera())
+            target = PinholeCamera.from_config(rig.camera)
+            # The render camera is level: relative to the rig camera it is turned by R_rig^T.
+            self._view = CanonicalView(render, target, rig.camera_mount.rotation.T)
+        self._radar_moved = rig.radar_mount != RigVariant().radar_mount
         self._render_mount = Extrinsic(x=rig.radar_mount.x, z=rig.radar_mount.z)
 
     def image(self, rgb: np.ndarray | None) -> np.ndarray | None:
-        return rgb if rgb is None or self.identity else self._view(rgb)
+        return rgb if rgb is None or self._view is None else self._view(rgb)
 
     def radar(self, points: np.ndarray | None) -> np.ndarray | None:
         """(N, 5|7) points of the level radar at the rig radar's x/z -> the rig radar frame."""
-        if points is None or self.identity or len(points) == 0:
+        if points is None or not self._radar_moved or len(points) == 0:
             return points
         out = np.array(points, np.float32, copy=True)
         vehicle = self._render_mount.to_parent(points[:, :3])
@@ -141,4 +165,5 @@ def rig_frames(frames: Any, sensors: RigSensors) -> Any:
         yield sensors.frame(frame)
 
 
-__all__ = ['FOREIGN_RIG', 'RIGS', 'TRAINING_RIG', 'RigSensors', 'RigVariant', 'rig_frames']
+__all__ = ['FOREIGN_RIG', 'RIGS', 'TRAINING_RIG', 'RigSensors', 'RigVariant', 'rig_frames',
+           'single_differences']
