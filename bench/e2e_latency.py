@@ -48,6 +48,7 @@ sys.path.insert(1, str(ROOT / 'bench'))
 NAMESPACES = {'real': 'e2e_real', 'floor': 'e2e_floor', 'variant': 'e2e_variant',
               'baseline': 'e2e_baseline'}
 DIAG_NAME = 'mm_fusion_ros: fusion_node'
+DECISION_DIAG_NAME = 'mm_fusion_ros: decision_node'
 
 
 # -- graph processes --------------------------------------------------------------------------
@@ -200,6 +201,7 @@ class Recorder:
         self.raw: dict[str, dict[int, tuple[int, float]]] = {k: {} for k in NAMESPACES}
         self.final: dict[str, dict[int, int]] = {k: {} for k in NAMESPACES}
         self.status: dict[str, str] = {}
+        self.decision_status: dict[str, str] = {}
         for kind, ns in NAMESPACES.items():
             def on_raw(m, kind=kind):
                 self.raw[kind].setdefault(stamp_to_ns(m.header.stamp),
@@ -216,6 +218,8 @@ class Recorder:
         for st in msg.status:
             if st.name == DIAG_NAME:
                 self.status = {kv.key: kv.value for kv in st.values}
+            elif st.name == DECISION_DIAG_NAME:
+                self.decision_status = {kv.key: kv.value for kv in st.values}
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -447,6 +451,12 @@ def main() -> int:
                   f"{float(status['pickup_p50_ms']):.2f} ms); publish p50 "
                   f"{float(status['publish_p50_ms']):.3f} ms; drops {status['dropped']}, "
                   f"camera frames {status['camera_frames']}, degraded {status['degraded']}")
+            radar = recorder.decision_status
+            if radar.get('radar_step_p50_ms', 'nan') != 'nan':
+                print(f"  decision_node: radar step (tracker + TTC) p50 "
+                      f"{float(radar['radar_step_p50_ms']):.3f} ms  p99 "
+                      f"{float(radar['radar_step_p99_ms']):.3f} ms per radar frame; tracks "
+                      f"{radar['tracks']} alive, {radar['confirmed_tracks']} confirmed")
         if profile is not None:
             merged = profile / 'all.txt'
             merged.write_text('\n'.join(p.read_text() for p in sorted(profile.glob('block*'))))

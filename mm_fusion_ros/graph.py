@@ -24,6 +24,7 @@ RAW_DECISION = 'fusion/decision_raw'
 DECISION = 'decision'
 ACCEL_COMMAND = 'decision/accel_cmd'
 ACKERMANN_COMMAND = 'decision/ackermann_cmd'  # ackermann_msgs/AckermannDriveStamped
+TRACK_MARKERS = 'decision/tracks'  # the confirmed radar tracks of the TTC override
 GROUND_TRUTH_DECISION = 'sim/ground_truth/decision'
 EGO_ODOMETRY = 'odom'  # nav_msgs/Odometry, the vehicle stack's usual name
 FUSION_MARKERS = 'fusion/markers'
@@ -67,6 +68,7 @@ DECISION_NODE = NodeSpec(
         ('~/output/accel_cmd', ACCEL_COMMAND),
         ('~/input/odom', EGO_ODOMETRY),  # read only with ackermann_output
         ('~/output/ackermann_cmd', ACKERMANN_COMMAND),
+        ('~/output/tracks', TRACK_MARKERS),
     ),
     managed=True,
 )

@@ -9,13 +9,21 @@ pytest.importorskip(
     'mm_fusion_msgs.msg', reason='the mm_fusion_msgs interface package is not built'
 )
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import AccelStamped  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from mm_fusion_ros.actions import Action  # noqa: E402
 from mm_fusion_ros.decision import Decision, DecisionSource  # noqa: E402
-from mm_fusion_ros.graph import ACCEL_COMMAND, DECISION, RADAR_POINTS, RAW_DECISION  # noqa: E402
+from mm_fusion_ros.graph import (  # noqa: E402
+    ACCEL_COMMAND,
+    DECISION,
+    RADAR_POINTS,
+    RAW_DECISION,
+    TRACK_MARKERS,
+)
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg  # noqa: E402
 from mm_fusion_ros.ros.runner import running_graph  # noqa: E402
 from test.ros_graph_utils import radar_cloud, spin_until  # noqa: E402
@@ -34,6 +42,11 @@ def test_decision_node_passes_model_output_and_falls_back_when_radar_stops():
             DrivingDecision, DECISION, lambda m: finals.append((time.monotonic(), m)), 50
         )
         probe.create_subscription(AccelStamped, ACCEL_COMMAND, commands.append, 50)
+        tracks, diagnostics = [], []
+        probe.create_subscription(MarkerArray, TRACK_MARKERS, tracks.append, 10)
+        probe.create_subscription(DiagnosticArray, '/diagnostics', lambda m: diagnostics.extend(
+            {kv.key: kv.value for kv in s.values} for s in m.status
+            if s.hardware_id == 'decision_node'), 10)
         assert spin_until(
             executor,
             lambda: (
@@ -72,6 +85,15 @@ def test_decision_node_passes_model_output_and_falls_back_when_radar_stops():
         # The command follows the model's -0.5 m/s^2 through the jerk limit.
         assert spin_until(
             executor, lambda: commands and abs(commands[-1].accel.linear.x + 0.5) < 1e-6, 5.0)
+        # The two static returns become confirmed tracks: boxes on decision/tracks, counted
+        # in diagnostics with the radar step's per-frame cost.
+        assert spin_until(executor, lambda: tracks and sum(
+            m.type == Marker.CUBE for m in tracks[-1].markers) == 2, 5.0), 'no track markers'
+        assert tracks[-1].markers[0].action == Marker.DELETEALL
+        assert spin_until(executor, lambda: any(
+            d.get('confirmed_tracks') == '2' for d in diagnostics), 5.0), diagnostics[-1:]
+        status = next(d for d in diagnostics if d.get('confirmed_tracks') == '2')
+        assert 0.0 < float(status['radar_step_p50_ms']) <= float(status['radar_step_p99_ms'])
 
         state['radar_on'] = False
         spin_until(executor, lambda: False, 0.02)  # let the last radar frame be delivered

@@ -1,7 +1,9 @@
 """decision_node: the safety layer between the fusion model and the vehicle stack.
 
 Consumes the fusion node's raw decision and the radar, publishes the final DrivingDecision and
-an AccelStamped command. Output rate: one decision per fusion output (the camera rate), a
+an AccelStamped command, and the confirmed radar tracks the TTC override reads as markers (at
+the radar rate, while someone subscribes); diagnostics carry the tracks and the per-frame cost
+of the radar step (tracker + TTC). Output rate: one decision per fusion output (the camera rate), a
 radar TTC override at once, and while an input is stale (or before the first fusion output)
 the degraded fallback: its onset at once, then at `fallback_rate`. A dead sensor is never
 silent, and a graph that has not started yet does not flood the stack.
@@ -11,6 +13,7 @@ A managed node: configure builds the safety layer and the topics, activate start
 
 import functools
 import math
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import AccelStamped
@@ -18,11 +21,13 @@ from nav_msgs.msg import Odometry
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from visualization_msgs.msg import MarkerArray
 
 from mm_fusion_ros.decision import Decision, DecisionSource
 from mm_fusion_ros.params.nodes import DecisionNodeParams
 from mm_fusion_ros.ros import ackermann, diagnostics
 from mm_fusion_ros.ros.lifecycle import node_main
+from mm_fusion_ros.ros.markers import track_markers
 from mm_fusion_ros.ros.messages import DrivingDecision, decision_to_msg, msg_to_decision
 from mm_fusion_ros.ros.params import declare_parameters, on_parameters_set
 from mm_fusion_ros.ros.radar_inputs import radar_converters, radar_merger, radar_message_type
@@ -32,6 +37,7 @@ from mm_fusion_ros.sensors.errors import SensorDecodeError
 from mm_fusion_ros.sensors.odometry import forward_speed
 from mm_fusion_ros.sensors.radar_presets import RadarPresetError
 from mm_fusion_ros.sensors.sync import msg_stamp_ns
+from mm_fusion_ros.stats import LatencyStats
 
 NS = 1_000_000_000
 ODOMETRY_MAX_AGE_NS = NS // 2  # older odometry: the Ackermann speed target is 0 (stop)
@@ -72,15 +78,17 @@ class DecisionNode(LifecycleNode):
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         self._counts = self._zero_counts()
+        self._radar_step = LatencyStats(window=1000)  # [s] SafetyLayer.on_radar per frame
         self._last_now_ns = 0
         self._last_fallback_ns: int | None = None
         self._decision_pub = self.create_lifecycle_publisher(
             DrivingDecision, '~/output/decision', 10)
         self._accel_pub = self.create_lifecycle_publisher(AccelStamped, '~/output/accel_cmd', 10)
+        self._tracks_pub = self.create_lifecycle_publisher(MarkerArray, '~/output/tracks', 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         qos = dict(qos_overriding_options=QoSOverridingOptions.with_default_policies())
         self._entities = [
-            self._decision_pub, self._accel_pub, self._diag_pub,
+            self._decision_pub, self._accel_pub, self._tracks_pub, self._diag_pub,
             self.create_subscription(DrivingDecision, '~/input/decision', self._on_decision, 10),
             *(self.create_subscription(radar_type, topic, functools.partial(self._on_radar,
                                                                             index=i),
@@ -153,9 +161,16 @@ class DecisionNode(LifecycleNode):
             return
         if merged is None:
             return  # joins the next frame of the first radar
+        start = time.perf_counter()
         decision = self._logic.on_radar(now, merged[1])
+        self._radar_step.add(time.perf_counter() - start)
         if decision is not None:
             self._publish(decision)
+        if self._tracks_pub.get_subscription_count():
+            safety = self._logic.safety
+            self._tracks_pub.publish(track_markers(
+                safety.track_ttcs(), safety.config.ttc_brake_threshold, self._params.frame_id,
+                stamp_from_ns(merged[0])))
 
     def _on_decision(self, msg: DrivingDecision) -> None:
         if not self._active:
@@ -233,8 +248,11 @@ class DecisionNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         level, message = self.readiness()
-        values = dict(self._counts, radar_ttc=self._logic.safety.radar_ttc,
-                      radar_timeout_s=self._logic.safety.config.radar_timeout_s)
+        safety = self._logic.safety
+        values = dict(self._counts, **safety.tracking_stats(),
+                      radar_timeout_s=safety.config.radar_timeout_s,
+                      radar_step_p50_ms=self._radar_step.percentile(50) * 1e3,
+                      radar_step_p99_ms=self._radar_step.percentile(99) * 1e3)
         status = diagnostics.status(
             'mm_fusion_ros: decision_node', 'decision_node', level, message, values
         )
