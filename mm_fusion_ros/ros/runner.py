@@ -11,7 +11,9 @@ from contextlib import contextmanager
 import importlib
 import os
 from pathlib import Path
+import signal
 import tempfile
+import threading
 from typing import Any
 
 import rclpy
@@ -53,13 +55,24 @@ def make_executor(kind: str, context: Context) -> Executor:
 
 
 def spin(executor: Executor, context: Context) -> None:
-    """Spin until the context shuts down.
+    """Spin until the context shuts down or the process gets SIGINT / SIGTERM.
 
     spin_once in a loop: the experimental EventsExecutor's spin() dispatches nothing in the
-    rclpy 9.1 wheels, spin_once does (and works for every executor).
+    rclpy 9.1 wheels, spin_once does (and works for every executor). The signals only end the
+    loop: Python's default SIGINT would raise KeyboardInterrupt inside whichever callback runs,
+    which the executor reports as a node's fatal exception on every Ctrl-C.
     """
-    while context.ok():
-        executor.spin_once(timeout_sec=0.1)
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        while context.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def overrides_file(overrides: dict[str, dict], directory: str) -> str | None:
