@@ -8,7 +8,6 @@ no bash extension here, so the POSIX `setup.sh` stands in for the distro's `setu
 come from the same colcon shell templates and export the same variables.
 """
 
-import ast
 import importlib.util
 import os
 from pathlib import Path
@@ -16,6 +15,8 @@ import subprocess
 import sys
 
 import pytest
+
+from test.setup_py import console_scripts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,7 +41,7 @@ def test_colcon_builds_both_packages(tmp_path):
     ).is_dir() or any((install / 'mm_fusion_msgs').rglob('_driving_decision.py'))
     lib = install / 'mm_fusion_ros/lib/mm_fusion_ros'
     scripts = {p.name for p in lib.iterdir()}
-    assert _console_scripts() <= scripts, scripts
+    assert console_scripts() <= scripts, scripts
     assert {'mm-fusion', 'fusion_node', 'decision_node', 'sim_node', 'view_node'} <= scripts
     _check_setup_script(install, lib)
     share = install / 'mm_fusion_ros/share/mm_fusion_ros'
@@ -54,16 +55,6 @@ def test_colcon_builds_both_packages(tmp_path):
     assert (
         install / 'mm_fusion_ros/share/ament_index/resource_index/packages/mm_fusion_ros'
     ).is_file()
-
-
-def _console_scripts() -> set[str]:
-    tree = ast.parse((REPO / 'setup.py').read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values, strict=True):
-                if isinstance(key, ast.Constant) and key.value == 'console_scripts':
-                    return {ast.literal_eval(v).split('=')[0].strip() for v in value.elts}
-    raise AssertionError('setup.py has no console_scripts')
 
 
 def _check_setup_script(install: Path, lib: Path) -> None:

@@ -10,6 +10,8 @@ import ast
 from pathlib import Path
 import xml.etree.ElementTree as ET
 
+from test.setup_py import console_scripts
+
 REPO = Path(__file__).resolve().parents[1]
 
 # key -> what it resolves to (Ubuntu apt package, pip package, or a released ROS package).
@@ -47,20 +49,10 @@ def test_every_package_xml_key_was_checked_against_rosdistro():
     assert not unchecked, f'check these keys against ros/rosdistro, then record them: {unchecked}'
 
 
-def _console_scripts() -> set[str]:
-    tree = ast.parse((REPO / 'setup.py').read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values, strict=True):
-                if isinstance(key, ast.Constant) and key.value == 'console_scripts':
-                    return {ast.literal_eval(v).split('=')[0].strip() for v in value.elts}
-    raise AssertionError('setup.py has no console_scripts')
-
-
 def test_view_node_is_a_console_script_and_a_launch_argument():
     text = (REPO / 'mm_fusion_ros/ros/view_node.py').read_text()
     assert "executable='view_node'" in text and 'def main(' in text
-    assert 'view_node' in _console_scripts()
+    assert 'view_node' in console_scripts()
     tree = ast.parse((REPO / 'mm_fusion_ros/ros/launch_common.py').read_text())
     arguments = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
                      and getattr(n.targets[0], 'id', '') == 'ARGUMENTS')

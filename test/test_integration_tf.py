@@ -11,13 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from mm_fusion_ros.ros.tf_static import (
-    matrix_to_quaternion,
-    optical_frame,
-    sensor_transforms,
-)
+from mm_fusion_ros.ros.tf_static import optical_frame, sensor_transforms
 from mm_fusion_ros.sensors.camera_geometry import OPTICAL_IN_BODY
-from mm_fusion_ros.sensors.extrinsics import Extrinsic, static_transforms
+from mm_fusion_ros.sensors.extrinsics import Extrinsic, matrix_to_quaternion, static_transforms
 from mm_fusion_ros.sim.camera import CameraConfig
 from mm_fusion_ros.sim.radar import RadarConfig
 

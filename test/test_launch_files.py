@@ -12,18 +12,9 @@ from pathlib import Path
 import pytest
 
 from mm_fusion_ros.graph import GRAPHS
+from test.setup_py import console_scripts
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _console_scripts() -> set[str]:
-    tree = ast.parse((REPO / 'setup.py').read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values, strict=True):
-                if isinstance(key, ast.Constant) and key.value == 'console_scripts':
-                    return {ast.literal_eval(v).split('=')[0].strip() for v in value.elts}
-    raise AssertionError('setup.py has no console_scripts')
 
 
 def _launch_graphs() -> dict[str, str]:
@@ -48,7 +39,7 @@ def test_every_launch_file_uses_a_known_graph():
 
 
 def test_graph_nodes_have_console_scripts_configs_and_classes():
-    scripts = _console_scripts()
+    scripts = console_scripts()
     for graph in GRAPHS.values():
         for spec in graph:
             assert spec.executable in scripts, f'{spec.executable} is not a console script'

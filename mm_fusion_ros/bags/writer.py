@@ -36,6 +36,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from mm_fusion_ros import graph
 from mm_fusion_ros.actions import ACTION_LABELS, NUM_ACTIONS, Action, lane_change_intent
 from mm_fusion_ros.bags.typestore import DRIVING_DECISION, project_typestore
+from mm_fusion_ros.sensors.extrinsics import matrix_to_quaternion
 from mm_fusion_ros.sensors.radar_presets import load_preset
 from mm_fusion_ros.sim.camera import CameraConfig
 from mm_fusion_ros.sim.scenarios import ScenarioConfig
@@ -271,25 +272,6 @@ def layout_values(points: np.ndarray, sources: Any) -> dict[str, np.ndarray]:
         if src is not None and src.field is not None:
             out[src.field] = (points[:, i] - np.float32(src.offset)) / np.float32(src.scale)
     return out
-
-
-def matrix_to_quaternion(r: np.ndarray) -> tuple[float, float, float, float]:
-    """(x, y, z, w) of a rotation matrix (Shepperd's method)."""
-    r = np.asarray(r, np.float64)
-    trace = np.trace(r)
-    if trace > 0:
-        s = 2.0 * math.sqrt(trace + 1.0)
-        q = (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, s / 4
-    else:
-        i = int(np.argmax(np.diag(r)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * math.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k])
-        v = [0.0, 0.0, 0.0]
-        v[i] = s / 4
-        v[j] = (r[j, i] + r[i, j]) / s
-        v[k] = (r[k, i] + r[i, k]) / s
-        q = (*v, (r[k, j] - r[j, k]) / s)
-    return tuple(float(x) for x in q)  # type: ignore[return-value]
 
 
 def _np_type(datatype: int) -> str:

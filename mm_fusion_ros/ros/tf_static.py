@@ -10,13 +10,10 @@ wheels on PyPI) and returns None elsewhere.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-import math
 from typing import Any
 
-import numpy as np
-
 from mm_fusion_ros.sensors.camera_geometry import OPTICAL_IN_BODY
-from mm_fusion_ros.sensors.extrinsics import Extrinsic
+from mm_fusion_ros.sensors.extrinsics import Extrinsic, matrix_to_quaternion
 
 
 @dataclass(frozen=True)
@@ -27,26 +24,6 @@ class StaticTransform:
     child: str
     translation: tuple[float, float, float]
     rotation: tuple[float, float, float, float]  # x, y, z, w
-
-
-def matrix_to_quaternion(r: np.ndarray) -> tuple[float, float, float, float]:
-    """(x, y, z, w) of a 3x3 rotation, w >= 0."""
-    r = np.asarray(r, np.float64)
-    trace = r[0, 0] + r[1, 1] + r[2, 2]
-    if trace > 0:
-        s = 2.0 * math.sqrt(trace + 1.0)
-        q = ((r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, s / 4)
-    else:
-        i = int(np.argmax([r[0, 0], r[1, 1], r[2, 2]]))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * math.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k])
-        v = [0.0, 0.0, 0.0]
-        v[i] = s / 4
-        v[j] = (r[j, i] + r[i, j]) / s
-        v[k] = (r[k, i] + r[i, k]) / s
-        q = (*v, (r[k, j] - r[j, k]) / s)
-    x, y, z, w = (float(c) for c in q)
-    return (-x, -y, -z, -w) if w < 0 else (x, y, z, w)
 
 
 def static_transform(parent: str, child: str, pose: Extrinsic) -> StaticTransform:
@@ -96,5 +73,5 @@ def broadcast(node: Any, transforms: Sequence[StaticTransform]) -> Any:
     return broadcaster
 
 
-__all__ = ['StaticTransform', 'broadcast', 'matrix_to_quaternion', 'optical_frame',
+__all__ = ['StaticTransform', 'broadcast', 'optical_frame',
            'sensor_transforms', 'static_transform', 'to_msgs']

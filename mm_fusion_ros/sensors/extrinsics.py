@@ -37,6 +37,26 @@ def quaternion_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
     ])
 
 
+def matrix_to_quaternion(r: np.ndarray) -> tuple[float, float, float, float]:
+    """(x, y, z, w) of a 3x3 rotation, w >= 0."""
+    r = np.asarray(r, np.float64)
+    trace = r[0, 0] + r[1, 1] + r[2, 2]
+    if trace > 0:
+        s = 2.0 * math.sqrt(trace + 1.0)
+        q = ((r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, s / 4)
+    else:
+        i = int(np.argmax([r[0, 0], r[1, 1], r[2, 2]]))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * math.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k])
+        v = [0.0, 0.0, 0.0]
+        v[i] = s / 4
+        v[j] = (r[j, i] + r[i, j]) / s
+        v[k] = (r[k, i] + r[i, k]) / s
+        q = (*v, (r[k, j] - r[j, k]) / s)
+    x, y, z, w = (float(c) for c in q)
+    return (-x, -y, -z, -w) if w < 0 else (x, y, z, w)
+
+
 def rpy_to_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """R = Rz(yaw) Ry(pitch) Rx(roll), tf2's convention."""
     cr, sr = math.cos(roll), math.sin(roll)
@@ -215,4 +235,5 @@ def static_transforms(messages: Iterable[Any]) -> StaticTransforms:
 
 
 __all__ = ['IDENTITY', 'Extrinsic', 'StaticTransforms', 'TransformError', 'points_to_vehicle',
-           'quaternion_to_matrix', 'rpy_to_matrix', 'static_transforms']
+           'matrix_to_quaternion', 'quaternion_to_matrix', 'rpy_to_matrix',
+           'static_transforms']
