@@ -21,16 +21,26 @@ The whole benchmark, as run for docs/own_rig.md:
     mm-fusion record --rig training --compressed --episodes 24 --seed 820000 \
         --out F/test_training_rig
     mm-fusion record --rig foreign --compressed --episodes 32 --seed 800000 --out F/adapt
+    mm-fusion record --rig foreign --compressed --episodes 64 --seed 800032 --out F/adapt2
     mm-fusion record --rig foreign --compressed --episodes 8 --seed 810000 --out F/val
-    mm-fusion cache F/adapt --topics F/adapt/topics.yaml --labels derived --out F/cache/adapt
-    mm-fusion cache F/val --topics F/val/topics.yaml --labels derived --out F/cache/val
-    mm-fusion train --config config/training/finetune.yaml --train-cache F/cache/adapt \
-        --val-cache F/cache/val --out-dir F/finetune
+    mm-fusion record --rig foreign --compressed --episodes 16 --seed 810008 --out F/val2
+    mm-fusion cache F/adapt F/adapt2 --topics F/adapt/topics.yaml --labels derived \
+        --frame-stride 2 --out F/cache/adapt96
+    mm-fusion cache F/val F/val2 --topics F/val/topics.yaml --labels derived \
+        --frame-stride 2 --out F/cache/val24
+    mm-fusion train --config config/training/finetune.yaml --train-cache F/cache/adapt96 \
+        --val-cache F/cache/val24 --epochs 3 --out-dir F/finetune96
     python bench/foreign_rig.py --bags F/test --geometry none             # (a)
     python bench/foreign_rig.py --bags F/test --geometry bag              # (b)
     python bench/foreign_rig.py --bags F/test --geometry bag \
-        --checkpoint F/finetune/best.pt                                   # (c)
+        --checkpoint F/finetune96/best.pt                                 # (c)
     python bench/foreign_rig.py --bags F/test_training_rig --topics sim_compressed  # reference
+    mm-fusion closed-loop --rig foreign --episodes 100 --seed 900000 --drivers fused,expert \
+        --checkpoint F/finetune96/best.pt --json F/cl_foreign.json        # closed loop
+
+The derived labels of a rig without rcs (CARLA layout) count returns per detection instead
+of rcs to tell vehicles from pedestrians and clutter (`labels.lead`); against the hidden
+labels of F/test they score macro-F1 0.995 (0.941 before that rule).
 """
 
 import argparse

@@ -99,6 +99,10 @@ class SafetyConfig:
     corridor_half_width: float = param(
         1.6, 'Lateral half width of the ego path for the TTC check.', unit='[m]', low=0.5,
         high=5.0, read_only=False)
+    vehicle_length: float = param(
+        4.6, 'Length of the vehicle behind the model radar frame (front bumper): an object '
+        'stepping into the corridor before the rear has passed it is a threat.', unit='[m]',
+        low=0.0, high=30.0, read_only=False)
     min_dwell: float = param(
         0.3, 'A new, less cautious action must persist this long (not after a fallback or an '
         'emergency brake).', unit='[s]', low=0.0, high=5.0, read_only=False)
@@ -161,19 +165,21 @@ def _min_ttc(closing: np.ndarray) -> float:
 
 
 def track_time_to_collision(track: Track, corridor_half_width: float, min_range: float = 0.5,
-                            predict_lateral: bool = False) -> float:
+                            predict_lateral: bool = False, vehicle_length: float = 0.0) -> float:
     """Time to collision [s] of a track's object in the ego corridor (inf: none).
 
     With returns this frame: the smallest range / closing speed over its returns in the
     corridor (what the override read from every return before tracking). While the track
     coasts: its predicted nearest point, if its lateral extent overlaps the corridor. With
     `predict_lateral`, an object beside the corridor counts too when its lateral velocity
-    (less one standard deviation) brings it into the corridor before it arrives: a car cutting
-    in, a pedestrian stepping out.
+    (less one standard deviation) brings it into the corridor before the vehicle, `vehicle_length`
+    behind the radar frame, has passed it: a car cutting in, a pedestrian stepping out (one who
+    reaches the path as the bumper passes walks into the vehicle's side).
     """
     w = corridor_half_width
     if track.y_high <= -w or track.y_low >= w:
-        return _entering_ttc(track, w, min_range) if predict_lateral else math.inf
+        return (_entering_ttc(track, w, min_range, vehicle_length) if predict_lateral
+                else math.inf)
     if len(track.returns):
         return _min_ttc(closing_returns(track.returns, w, min_range))
     y = min(max(0.0, track.y_low), track.y_high)
@@ -184,7 +190,8 @@ def track_time_to_collision(track: Track, corridor_half_width: float, min_range:
     return rng / closing if closing > 0.1 else math.inf
 
 
-def _entering_ttc(track: Track, corridor_half_width: float, min_range: float) -> float:
+def _entering_ttc(track: Track, corridor_half_width: float, min_range: float,
+                  vehicle_length: float) -> float:
     """The time to collision of an object beside the corridor that moves into it in time."""
     if track.y_low >= corridor_half_width:  # on the left, moving right (vy < 0) to come in
         gap, toward = track.y_low - corridor_half_width, -track.vy
@@ -195,7 +202,7 @@ def _entering_ttc(track: Track, corridor_half_width: float, min_range: float) ->
     if toward <= 0.1 or closing <= 0.1 or track.near_x <= min_range:
         return math.inf
     ttc = track.near_x / closing
-    return ttc if gap / toward <= ttc else math.inf
+    return ttc if gap / toward <= (track.near_x + vehicle_length) / closing else math.inf
 
 
 def continues_track(previous: np.ndarray, current: np.ndarray, dt: float, gate: float) -> bool:
@@ -251,7 +258,8 @@ class SafetyLayer:
                 self._tracker = RadarTracker(cfg.tracker_config())
             self._tracks = self._tracker.update(now_ns, points)
             self._track_ttcs = [track_time_to_collision(
-                t, cfg.corridor_half_width, predict_lateral=cfg.ttc_predict_lateral)
+                t, cfg.corridor_half_width, predict_lateral=cfg.ttc_predict_lateral,
+                vehicle_length=cfg.vehicle_length)
                 for t in self._tracks]
             # A threat counts when its track is detected in this frame; a frame in which the
             # threat's track coasts (one missed detection) neither counts nor clears.

@@ -108,6 +108,28 @@ def test_follow_by_the_gap_rule_and_adjacent_lanes_ignored():
     assert np.all(weak.actions[mid] == CRUISE)  # a weak reflector (clutter) is no vehicle
 
 
+def test_without_rcs_a_vehicle_is_a_target_with_several_returns():
+    """A radar without rcs (CARLA's preset: a constant 10 dBsm) cannot tell a weak reflector.
+
+    A pedestrian or a clutter point (one return per detection) then counts as no vehicle,
+    a car's rear face (three returns) does; with rcs the rcs decides as before.
+    """
+    odo, stamps = drive(np.zeros(80))
+    mid = slice(1, -1)
+
+    def single(i):  # one strong-looking return in the lane: what rcs-less clutter shows
+        return [(int(t) + 5_000_000, np.array([[20.0, 0.1, 1.0, 0.0, 10.0]], np.float32))
+                for t in stamps]
+
+    assert np.all(derive_labels(odo, single(0), stamps).actions[mid] == FOLLOW)
+    assert np.all(derive_labels(odo, single(0), stamps, radar_rcs=False).actions[mid] == CRUISE)
+    car = radar(stamps, lambda i: (20.0, 0.0, 0.0))
+    assert np.all(derive_labels(odo, car, stamps, radar_rcs=False).actions[mid] == FOLLOW)
+    stricter = LabelConfig(vehicle_min_returns=4.0)
+    assert np.all(derive_labels(odo, car, stamps, stricter, radar_rcs=False).actions[mid]
+                  == CRUISE)
+
+
 def test_returns_that_do_not_chain_make_no_lead():
     odo, stamps = drive(np.zeros(80))
     rng = np.random.default_rng(0)  # strong returns in a third of the frames, anywhere ahead

@@ -182,6 +182,14 @@ def test_brake_onset_timing_is_signed_and_matched_per_bag():
     assert recorded_driver_metrics(frames)['accel_mae'] == pytest.approx(1.0)
 
 
+def test_labels_know_the_carla_layout_has_no_rcs(foreign):
+    """Its rcs is the preset's constant: the lead rule counts returns instead (labels.lead)."""
+    from mm_fusion_ros.labels.bag import read_label_inputs
+
+    topics = load_bag_topics(str(foreign / 'topics.yaml'))
+    assert read_label_inputs(foreign / 'bag0', topics).radar_rcs is False
+
+
 def test_cache_takes_bags_without_a_label_topic(foreign, tmp_path):
     topics = load_bag_topics(foreign / 'topics.yaml')
     result = build_cache_from_bags([foreign / 'bag0'], tmp_path / 'cache', topics,

@@ -1,5 +1,6 @@
 """Radar tracker: confirmation, clutter and ghost rejection, cut-ins, the safety layer on top."""
 
+from dataclasses import replace
 import math
 
 import numpy as np
@@ -8,7 +9,13 @@ import pytest
 from mm_fusion_ros.actions import Action
 from mm_fusion_ros.decision import Decision, DecisionSource
 from mm_fusion_ros.safety import SafetyConfig, SafetyLayer, track_time_to_collision
-from mm_fusion_ros.tracking import RadarTracker, TrackerConfig, cluster_returns, valid_returns
+from mm_fusion_ros.tracking import (
+    RadarTracker,
+    Track,
+    TrackerConfig,
+    cluster_returns,
+    valid_returns,
+)
 
 NS = 1_000_000_000
 DT = 0.05  # [s] 20 Hz radar
@@ -241,3 +248,21 @@ def test_gated_association_pairs_as_the_full_distance_matrix_does():
             paired += int((expected >= 0).sum())
         tracker.update(_stamp(k), frame)
     assert checked == 119 and paired > 2 * checked  # both cars (and some clutter) paired
+
+
+def test_a_pedestrian_reaching_the_path_as_the_bumper_passes_is_a_threat():
+    """A crossing pedestrian that walks into the vehicle's side is a threat (seed 900209).
+
+    It enters the corridor 1.15 s out, the bumper arrives in 0.90 s: counted with the vehicle's
+    length, the override brakes.
+    """
+    track = Track(track_id=1, x=11.5, y=-3.06, vx=-12.8, vy=1.53, position_sigma=0.2,
+                  vy_sigma=0.29, near_x=11.5, y_low=-3.14, y_high=-3.02, hits=4, age=8,
+                  misses=0, confirmed=True)
+    assert math.isinf(track_time_to_collision(track, 1.6, predict_lateral=True))
+    ttc = track_time_to_collision(track, 1.6, predict_lateral=True, vehicle_length=4.6)
+    assert ttc == pytest.approx(11.5 / 12.8)
+    # One that only arrives after the rear has passed is not.
+    slow = replace(track, vy=0.6, vy_sigma=0.2)
+    assert math.isinf(track_time_to_collision(slow, 1.6, predict_lateral=True,
+                                              vehicle_length=4.6))

@@ -37,7 +37,7 @@ from mm_fusion_ros import graph
 from mm_fusion_ros.actions import ACTION_LABELS, NUM_ACTIONS, Action, lane_change_intent
 from mm_fusion_ros.bags.typestore import DRIVING_DECISION, project_typestore
 from mm_fusion_ros.sensors.extrinsics import matrix_to_quaternion
-from mm_fusion_ros.sensors.radar_presets import load_preset
+from mm_fusion_ros.sensors.radar_presets import layout_values, load_preset
 from mm_fusion_ros.sim.camera import CameraConfig
 from mm_fusion_ros.sim.scenarios import ScenarioConfig
 from mm_fusion_ros.sim.simulator import SimFrame
@@ -252,26 +252,6 @@ class _Encoder:
 
     def string(self, text: str) -> memoryview:
         return self.ser(self.T[STRING](data=text), STRING)
-
-
-# Fields some radars report besides the canonical features, from the canonical x, y, z.
-_DERIVED_FIELDS = {
-    'Range': lambda p: np.linalg.norm(p[:, :3], axis=1),
-    'AzimuthAngle': lambda p: np.arctan2(p[:, 1], p[:, 0]),
-    'ElevationAngle': lambda p: np.arctan2(p[:, 2], np.hypot(p[:, 0], p[:, 1])),
-}
-
-
-def layout_values(points: np.ndarray, sources: Any) -> dict[str, np.ndarray]:
-    """Cloud field -> values of canonical (N, 5) points, inverting the preset's mapping."""
-    from mm_fusion_ros.sensors.radar_features import CANONICAL_RADAR_FEATURES
-
-    out = {name: fn(points).astype(np.float32) for name, fn in _DERIVED_FIELDS.items()}
-    for i, feature in enumerate(CANONICAL_RADAR_FEATURES[:points.shape[1]]):
-        src = sources.get(feature)
-        if src is not None and src.field is not None:
-            out[src.field] = (points[:, i] - np.float32(src.offset)) / np.float32(src.scale)
-    return out
 
 
 def _np_type(datatype: int) -> str:

@@ -10,6 +10,9 @@ Rates come with exact 95 % intervals (Clopper-Pearson): collisions and red-light
 per episode, phantom emergency brakes and stops per frame (`closed_loop.driver_rates`).
 `--ray [ADDRESS]` fans the episodes out over Ray actors (a local Ray on loopback, or the
 cluster at ADDRESS), each loading the model once; the rows are those of the serial loop.
+`--rig NAME` drives with another sensor rig (`sim.rig.RIGS`, as `mm-fusion record --rig`):
+the simulator renders that rig's camera and radar, and the model drivers read them through the
+front end with the rig's geometry (`evaluation.rig_policy`); the expert does not see sensors.
 """
 
 import argparse
@@ -33,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='run the episodes as Ray tasks: a local Ray on loopback, or join ADDRESS')
     parser.add_argument('--workers', type=int, default=None,
                         help='Ray actors (and CPUs of a local Ray); default: every CPU')
+    from mm_fusion_ros.sim.rig import RIGS
+
+    parser.add_argument('--rig', default='training', choices=tuple(RIGS),
+                        help='sensor rig the simulator renders (default: the training rig)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         'num_threads': threads, 'pipeline_config': nodes.pipeline,
         'safety_config': nodes.safety, 'with_model': with_model,
     }
+    if args.rig != 'training':
+        runner_args['rig'] = args.rig
     results: dict[str, list] = {d: [] for d in drivers}
     summaries, rates = [], {}
 
@@ -161,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
             k: [t if math.isfinite(t) else None for t in v]
             for k, v in r['first_emergency_brake_ttc_s'].items()}
     report = {'summary': summaries, 'rates': rates, 'decision_report': decisions}
+    if args.rig != 'training':
+        report['rig'] = args.rig
     if all(m in results for m in MODALITIES):
         ablation = on_policy_ablation({m: results[m] for m in MODALITIES})
         print('\nOn policy: each model scored against the expert on the frames it drove to')

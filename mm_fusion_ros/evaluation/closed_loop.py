@@ -20,6 +20,7 @@ from mm_fusion_ros.safety import SafetyConfig, SafetyLayer
 from mm_fusion_ros.sensors.radar_preprocess import preprocess_radar
 from mm_fusion_ros.sim.camera import CameraConfig, CameraModel
 from mm_fusion_ros.sim.metrics import EpisodeMetrics
+from mm_fusion_ros.sim.rig import RIGS, RigSensors, RigVariant
 from mm_fusion_ros.sim.scenarios import ScenarioConfig
 from mm_fusion_ros.sim.simulator import SimFrame, SimOptions, Simulator
 
@@ -127,18 +128,25 @@ def drive(
     policy: Callable[[SimFrame], object],
     camera: CameraModel | None = None,
     render: bool = True,
+    rig: RigVariant | None = None,
 ) -> EpisodeOutcome:
     """One closed-loop episode; the policy's decisions move the ego.
 
     A policy with a `model_decision` attribute (`ModelPolicy`) also has its model's own
-    decisions recorded.
+    decisions recorded. With a `rig` other than the training one, the simulator renders that
+    rig's sensors (`sim.rig.RigSensors`, as `mm-fusion record --rig` does) and the policy sees
+    its frames (`evaluation.rig_policy.RigPolicy` turns them back into the model's).
     """
     options = SimOptions(render_camera=render, render_radar=render)
+    sensors = None
+    if rig is not None and not rig.is_training:
+        options = rig.sim_options(options)
+        sensors = RigSensors(rig)
     sim = Simulator(config, options, camera)
     frame = sim.reset()
     expert, decided, model, sources, ttcs = [], [], [], [], []
     while not frame.done:
-        decision = policy(frame)
+        decision = policy(frame if sensors is None else sensors.frame(frame))
         expert.append(int(frame.label.action))
         decided.append(int(decision.action))
         ttcs.append(float(frame.label.ttc))
@@ -231,7 +239,8 @@ def decision_report(outcomes: Sequence[EpisodeOutcome]) -> dict:
 class EpisodeRunner:
     """Drives episodes for `mm-fusion closed-loop`; one per process (the serial loop, a Ray actor).
 
-    Holds the predictor (loaded and warmed up once) and the camera the model was trained on.
+    Holds the predictor (loaded and warmed up once) and the camera the model was trained on
+    (with a `rig` other than the training one: the camera that renders that rig's view).
     Every episode starts from a fresh `ModelPolicy` and a simulator seeded by its scenario
     config, so an episode's outcome does not depend on which runner drove it or after what:
     the Ray fan-out returns what the serial loop does.
@@ -244,9 +253,11 @@ class EpisodeRunner:
         pipeline_config: PipelineConfig | None = None,
         safety_config: SafetyConfig | None = None,
         with_model: bool = True,
+        rig: str = 'training',
     ) -> None:
         self.pipeline_config = pipeline_config
         self.safety_config = safety_config
+        self.rig = RIGS[rig]
         self.predictor = None
         if with_model:
             from mm_fusion_ros.model.predictor import FusionPredictor
@@ -258,6 +269,8 @@ class EpisodeRunner:
         # The camera the model was trained on (twice its view with a fovea).
         self.camera = CameraModel(CameraConfig() if self.predictor is None
                                   else CameraConfig.for_view(self.predictor.config))
+        self.rig_camera = None if self.rig.is_training else CameraModel(
+            self.rig.render_camera())
 
     def run(self, driver: str, config: ScenarioConfig) -> EpisodeOutcome:
         """One episode: driver 'expert', or a modality of the model ('fused', ...)."""
@@ -267,8 +280,19 @@ class EpisodeRunner:
             return drive(config, expert_policy, self.camera, render=False)
         if self.predictor is None:
             raise ValueError(f'driver {driver!r} needs the model: runner built without it')
+        if self.rig_camera is not None:
+            return self._run_rig(driver, config)
         policy = ModelPolicy(self.predictor, driver, self.pipeline_config, self.safety_config)
         return drive(config, policy, self.camera)
+
+    def _run_rig(self, driver: str, config: ScenarioConfig) -> EpisodeOutcome:
+        """A model driver on `self.rig`: its sensors rendered, turned back by its geometry."""
+        from mm_fusion_ros.evaluation.rig_policy import RigInputs, RigPolicy, rig_safety_config
+
+        safety = rig_safety_config(self.rig, self.safety_config or SafetyConfig())
+        policy = ModelPolicy(self.predictor, driver, self.pipeline_config, safety)
+        inputs = RigInputs(self.rig, CameraConfig.for_view(self.predictor.config))
+        return drive(config, RigPolicy(policy, inputs), self.rig_camera, rig=self.rig)
 
 
 def run_episodes_ray(

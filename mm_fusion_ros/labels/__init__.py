@@ -29,8 +29,10 @@ Rules, per camera frame (thresholds: `LabelConfig`, with units):
    before a standstill.
 2. Vehicles in the lane, from radar tracks over the whole recording (`lead.py`): clustered
    returns chained by a gated nearest-neighbour tracker; a track counts with `min_hits`
-   detections and a median rcs of `vehicle_min_rcs`, covers every instant between its first
-   and last detection, and is in the lane when its nearest return is within
+   detections and a median rcs of `vehicle_min_rcs` (a radar without rcs, whose preset gives
+   a constant: a median of `vehicle_min_returns` returns per detection, since pedestrians and
+   clutter give one), covers every instant between its first and last detection, and is
+   in the lane when its nearest return is within
    `corridor_half_width` of the ego's centre line. Gap = range of the rear face, closing speed
    = -radial velocity; per frame the nearest such vehicle is the lead, and the least
    time-to-collision and the largest deceleration needed to stop `emergency_margin` short are

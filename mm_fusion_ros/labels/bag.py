@@ -40,6 +40,7 @@ class LabelInputs:
     camera_stamps_ns: np.ndarray  # (M,) int64, sorted, unique
     expert: dict[int, tuple[int, float]] = field(default_factory=dict)  # stamp -> (action, a)
     radar_rejected: int = 0  # clouds the radar preset could not decode (skipped)
+    radar_rcs: bool = True  # False: the preset's rcs is a constant (the radar reports none)
 
 
 def _listing(available: dict[str, str]) -> str:
@@ -89,6 +90,8 @@ def read_label_inputs(path: str | Path, topics: BagTopics | str | None = None) -
             else:
                 expert[msg_stamp_ns(m.msg)] = (int(m.msg.action),
                                                float(m.msg.target_acceleration))
+    rcs_source = load_preset(layout.radar_preset).sources.get('rcs')
+    radar_rcs = rcs_source is not None and rcs_source.constant is None
     rows = np.asarray(odo, np.float64).reshape(-1, 4)
     series = OdometrySeries.from_arrays(
         np.asarray([r[0] for r in odo], np.int64), rows[:, 1], rows[:, 2], rows[:, 3])
@@ -97,7 +100,7 @@ def read_label_inputs(path: str | Path, topics: BagTopics | str | None = None) -
             f'bag {str(path)!r}: cannot derive labels: odometry topic {odo_topic} has'
             f' {len(series)} usable messages of {len(odo)}')
     return LabelInputs(str(path), series, radar, np.unique(np.asarray(cams, np.int64)),
-                       expert, rejected)
+                       expert, rejected, radar_rcs)
 
 
 def _odometry_row(msg: Any) -> tuple[int, float, float, float]:
@@ -143,7 +146,8 @@ def label_bag(path: str | Path, topics: BagTopics | str | None = None,
     """Read a bag and derive its labels (the expert's decisions kept apart, for scoring)."""
     t0 = time.perf_counter()
     inputs = read_label_inputs(path, topics)
-    labels = derive_labels(inputs.odometry, inputs.radar, inputs.camera_stamps_ns, config)
+    labels = derive_labels(inputs.odometry, inputs.radar, inputs.camera_stamps_ns, config,
+                           inputs.radar_rcs)
     stamps = inputs.camera_stamps_ns
     exp_a = exp_acc = None
     if inputs.expert:

@@ -86,6 +86,10 @@ class LabelConfig:
     vehicle_min_rcs: float = param(
         2.5, 'median radar cross-section a track needs to count as a vehicle', unit='[dBsm]',
         low=-50.0, high=50.0)
+    vehicle_min_returns: float = param(
+        2.0, 'for a radar without rcs (its preset gives a constant): median returns per'
+        ' detection a track needs to count as a vehicle (a pedestrian or clutter gives one)',
+        low=1.0, high=50.0)
     lateral_smoothing: float = param(
         0.25, "half window of the moving median over a track's lateral position",
         unit='[s]', low=0.0, high=5.0)

@@ -113,11 +113,13 @@ def derive_labels(
     radar: Sequence[tuple[int, np.ndarray]],
     camera_stamps_ns: Sequence[int] | np.ndarray,
     config: LabelConfig | None = None,
+    radar_rcs: bool = True,
 ) -> DerivedLabels:
     """Decision and target acceleration per camera stamp (see the package docstring).
 
     `radar`: (stamp_ns, points) frames, points (N, >=5) x, y, z, radial_velocity, rcs in the
-    vehicle frame. Frames without a label have action -1, acceleration NaN and a reason.
+    vehicle frame; `radar_rcs` False when the rcs column is a preset's constant (no rcs).
+    Frames without a label have action -1, acceleration NaN and a reason.
     """
     c = config or LabelConfig()
     stamps = np.unique(np.asarray(camera_stamps_ns, np.int64).ravel())
@@ -134,7 +136,7 @@ def derive_labels(
     half_ns = int(np.median(np.diff(stamps))) // 2 if m > 1 else odometry.nominal_period_ns // 2
     offset = lateral_offset(odometry, breaks, c)
     changes, cuts = detect_lane_changes(odometry, breaks, offset, c)
-    lead = lead_at(radar, stamps, c)
+    lead = lead_at(radar, stamps, c, radar_rcs)
 
     accel = commanded_accel(odometry, breaks, stamps, c)
     speed = speed_at(odometry, stamps)

@@ -9,7 +9,8 @@ and set `front_offset` to the bumper's x.
    (single linkage, closer than `cluster_length` along x and `cluster_width` across); an
    object is its nearest x (the rear face), the median y of its rear-face points, its median
    radial velocity and rcs, and its edge: the least |y| of its points (the side nearest the
-   ego's centre line, which a car's visible flank shows when it is beside the lane).
+   ego's centre line, which a car's visible flank shows when it is beside the lane), and its
+   number of returns.
 2. Objects are chained frame to frame by a nearest-neighbour tracker: prediction at constant
    relative speed, gates `gate_x` (+ `gate_ratio` of the range), `gate_y` and on the radial
    velocity `gate_speed` (+ `gate_accel` per second since the last detection); a track ends
@@ -18,7 +19,11 @@ and set `front_offset` to the bumper's x.
    `vehicle_min_rcs` (clutter and ghosts rarely chain; pedestrians are weak reflectors), and it
    covers every instant between its first and last detection (and one radar period beyond):
    dropped frames and missed detections are filled by interpolation, and a moving median
-   (`lateral_smoothing`) smooths its edge.
+   (`lateral_smoothing`) smooths its edge. A radar without rcs (its preset gives a constant,
+   e.g. CARLA's) cannot tell a weak reflector that way: every clutter chain and pedestrian
+   would pass, and the frames behind them read FOLLOW instead of CRUISE or STOP. There a track
+   needs a median of `vehicle_min_returns` returns per detection instead: a vehicle is an
+   extended target with several returns, a pedestrian or a clutter point gives one.
 4. A covering track is in the lane when its edge is within `corridor_half_width` (the expert's
    in-path test: the vehicles' lateral extents overlap with a margin). Its gap = x -
    `front_offset`, closing speed = -radial velocity; the lead is the nearest, and the least
@@ -56,10 +61,11 @@ class _Track:
     vr: list[float] = field(default_factory=list)
     rcs: list[float] = field(default_factory=list)
     edge: list[float] = field(default_factory=list)
+    returns: list[float] = field(default_factory=list)
 
     def add(self, t: int, obj: np.ndarray) -> None:
         self.t.append(t)
-        for name, v in zip(('x', 'y', 'vr', 'rcs', 'edge'), obj[:5], strict=True):
+        for name, v in zip(('x', 'y', 'vr', 'rcs', 'edge', 'returns'), obj[:6], strict=True):
             getattr(self, name).append(float(v))
 
 
@@ -68,16 +74,19 @@ def _median(v: np.ndarray) -> float:
 
 
 def cluster_objects(points: np.ndarray, c: LabelConfig) -> np.ndarray:
-    """(M, 5) objects (x, y, radial_velocity, rcs, edge) of one frame's points (step 1)."""
+    """(M, 6) objects (x, y, radial_velocity, rcs, edge, returns) of one frame's points.
+
+    See step 1.
+    """
     p = np.asarray(points, np.float64)
     if p.ndim != 2 or p.shape[1] < 5 or len(p) == 0:
-        return np.zeros((0, 5))
+        return np.zeros((0, 6))
     keep = (p[:, 0] > c.front_offset) & (np.abs(p[:, 1]) <= c.search_half_width) & \
         (p[:, 2] <= c.max_height) & np.all(np.isfinite(p[:, :5]), axis=1)
     p = p[keep]
     n = len(p)
     if n == 0:
-        return np.zeros((0, 5))
+        return np.zeros((0, 6))
     linked = (np.abs(p[:, None, 0] - p[None, :, 0]) <= c.cluster_length) & \
         (np.abs(p[:, None, 1] - p[None, :, 1]) <= c.cluster_width)
     label = np.arange(n)
@@ -86,20 +95,21 @@ def cluster_objects(points: np.ndarray, c: LabelConfig) -> np.ndarray:
         if np.array_equal(nxt, label):
             break
         label = nxt
-    out = np.empty((0, 5))
+    out = np.empty((0, 6))
     ids, counts = np.unique(label, return_counts=True)
     single = np.isin(label, ids[counts == 1])
     if single.any():  # most objects are one point: no medians to take
         q = p[single]
-        out = np.stack([q[:, 0], q[:, 1], q[:, 3], q[:, 4], np.abs(q[:, 1])], axis=1)
+        out = np.stack([q[:, 0], q[:, 1], q[:, 3], q[:, 4], np.abs(q[:, 1]),
+                        np.ones(len(q))], axis=1)
     rows = []
     for k in ids[counts > 1]:
         q = p[label == k]
         x0 = q[:, 0].min()
         rear = q[q[:, 0] <= x0 + REAR_DEPTH]
         rows.append((x0, _median(rear[:, 1]), _median(q[:, 3]), _median(q[:, 4]),
-                     np.abs(q[:, 1]).min()))
-    return np.concatenate([out, np.asarray(rows, np.float64).reshape(-1, 5)])
+                     np.abs(q[:, 1]).min(), len(q)))
+    return np.concatenate([out, np.asarray(rows, np.float64).reshape(-1, 6)])
 
 
 def track_objects(radar: Sequence[tuple[int, np.ndarray]], c: LabelConfig) -> list[_Track]:
@@ -149,10 +159,23 @@ def _moving_median(t: np.ndarray, v: np.ndarray, half_ns: int) -> np.ndarray:
     return np.array([np.median(v[a:b]) for a, b in zip(lo, hi, strict=True)])
 
 
+def is_vehicle(track: _Track, c: LabelConfig, radar_rcs: bool = True) -> bool:
+    """A confirmed vehicle track (step 3): rcs, or without rcs the returns per detection."""
+    if len(track.t) < c.min_hits:
+        return False
+    if radar_rcs:
+        return float(np.median(track.rcs)) >= c.vehicle_min_rcs
+    return float(np.median(track.returns)) >= c.vehicle_min_returns
+
+
 def lead_at(
     radar: Sequence[tuple[int, np.ndarray]], stamps_ns: np.ndarray, c: LabelConfig,
+    radar_rcs: bool = True,
 ) -> LeadSeries:
-    """The in-lane lead at each camera stamp (see the module docstring)."""
+    """The in-lane lead at each camera stamp (see the module docstring).
+
+    `radar_rcs` False: the radar reports no rcs (the vehicle test counts returns instead).
+    """
     stamps = np.asarray(stamps_ns, np.int64)
     m = len(stamps)
     gap, closing = np.full(m, np.inf), np.zeros(m)
@@ -162,7 +185,7 @@ def lead_at(
     radar_t = np.sort(np.asarray([r[0] for r in radar], np.int64))
     margin = int(np.median(np.diff(radar_t))) if len(radar_t) > 1 else 0
     for tr in track_objects(radar, c):
-        if len(tr.t) < c.min_hits or float(np.median(tr.rcs)) < c.vehicle_min_rcs:
+        if not is_vehicle(tr, c, radar_rcs):
             continue
         confirmed += 1
         t = np.asarray(tr.t, np.int64)

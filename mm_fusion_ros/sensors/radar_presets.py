@@ -30,7 +30,13 @@ import yaml
 from mm_fusion_ros.errors import UserInputError
 from mm_fusion_ros.paths import config_dir
 from mm_fusion_ros.sensors.errors import SensorDecodeError
-from mm_fusion_ros.sensors.pointcloud import DATATYPES, PointFieldSpec, read_points_numpy
+from mm_fusion_ros.sensors.pointcloud import (
+    DATATYPES,
+    PointCloudMsg,
+    PointFieldSpec,
+    create_cloud,
+    read_points_numpy,
+)
 from mm_fusion_ros.sensors.radar_features import (
     CANONICAL_RADAR_FEATURES,
     OPTIONAL_RADAR_FEATURES,
@@ -211,6 +217,40 @@ class RadarConverter:
         with np.errstate(invalid='ignore', divide='ignore'):
             radial = (vx * x + vy * y) / rng
         return np.where(rng > 0, radial, np.float32(0.0))
+
+
+# Fields some radars report besides the canonical features, from the canonical x, y, z.
+_DERIVED_FIELDS = {
+    'Range': lambda p: np.linalg.norm(p[:, :3], axis=1),
+    'AzimuthAngle': lambda p: np.arctan2(p[:, 1], p[:, 0]),
+    'ElevationAngle': lambda p: np.arctan2(p[:, 2], np.hypot(p[:, 0], p[:, 1])),
+}
+
+
+def layout_values(points: np.ndarray, sources: Any) -> dict[str, np.ndarray]:
+    """Cloud field -> values of canonical (N, 5) points, inverting the preset's mapping."""
+    out = {name: fn(points).astype(np.float32) for name, fn in _DERIVED_FIELDS.items()}
+    for i, feature in enumerate(CANONICAL_RADAR_FEATURES[:points.shape[1]]):
+        src = sources.get(feature)
+        if src is not None and src.field is not None:
+            out[src.field] = (points[:, i] - np.float32(src.offset)) / np.float32(src.scale)
+    return out
+
+
+def layout_cloud(preset: RadarPreset, points: np.ndarray) -> PointCloudMsg:
+    """Canonical (N, 5) points as a cloud in the preset's documented layout.
+
+    What the sensor's driver would publish (the bag writer fills the same fields): lets the
+    simulator feed a rig's radar through the preset's converter, as a recorded bag is.
+    Fields the points cannot give are zero.
+    """
+    fields = preset.layout_fields()
+    if not fields:
+        raise RadarPresetError(f'radar preset {preset.name!r} documents no layout')
+    values = layout_values(points, preset.sources)
+    zeros = np.zeros(len(points), np.float32)
+    columns = np.stack([values.get(f.name, zeros) for f in fields], axis=1)
+    return create_cloud(None, fields, columns, msg_type=PointCloudMsg)
 
 
 def preset_dirs() -> list[Path]:

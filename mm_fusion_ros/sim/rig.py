@@ -23,6 +23,7 @@ import numpy as np
 
 from mm_fusion_ros.sensors.camera_geometry import OPTICAL_IN_BODY, CanonicalView, PinholeCamera
 from mm_fusion_ros.sensors.extrinsics import Extrinsic
+from mm_fusion_ros.sensors.front_end import SensorRig
 from mm_fusion_ros.sim.camera import CameraConfig
 from mm_fusion_ros.sim.radar import RadarConfig
 from mm_fusion_ros.sim.simulator import SimFrame, SimOptions
@@ -93,6 +94,11 @@ class RigVariant:
     @property
     def optical_frame(self) -> str:
         return f'{self.camera_frame}_optical_frame'
+
+    def sensor_rig(self) -> SensorRig:
+        """The geometry the front end reads from this rig's /tf_static and CameraInfo."""
+        return SensorRig(radar_mount=self.radar_mount, camera_mount=self.camera_mount,
+                         camera=PinholeCamera.from_config(self.camera))
 
 
 def single_differences(rig: RigVariant) -> dict[str, RigVariant]:
