@@ -247,6 +247,8 @@ class DecisionNode(LifecycleNode):
         return (diagnostics.WARN, reason) if reason else (diagnostics.OK, 'ok')
 
     def _publish_diagnostics(self) -> None:
+        if self._logic is None:  # a timer tick racing cleanup: nothing to report
+            return
         level, message = self.readiness()
         safety = self._logic.safety
         values = dict(self._counts, **safety.tracking_stats(),
